@@ -1,0 +1,255 @@
+"""Settings: environment variables, an optional TOML file, and defaults, in that order.
+
+Every threshold is a named setting with a default and a reason (Polly / Resilience4j
+style). Nested groups are reachable from the environment with ``__``:
+``GEMINI_FAILOVER_BREAKER__BREAK_SECONDS=10``, because Claude Desktop passes a stdio
+server nothing but its ``env`` block. A bad value fails at start-up with a message
+that names the setting; the API key and the bearer token are ``SecretStr`` and are
+never printed.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetrySettings(_Group):
+    max_attempts_per_model: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="Attempts on one model (first try included) before failing over.",
+    )
+    backoff_initial: float = Field(
+        0.2, gt=0, description="First backoff (s); doubles each retry, full jitter."
+    )
+    backoff_max: float = Field(5.0, gt=0, description="Cap on one backoff wait (s).")
+    budget_ratio: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Retries allowed as a fraction of recent requests: stops retry storms.",
+    )
+    budget_min_per_second: float = Field(
+        2.0, ge=0, description="Retries always allowed per second, so quiet servers can retry."
+    )
+    budget_window: float = Field(10.0, gt=0, description="Window (s) the retry budget counts over.")
+    semantic_retries: int = Field(
+        1, ge=0, le=3, description="Same-model retries of an empty or schema-invalid answer."
+    )
+
+
+class BreakerSettings(_Group):
+    failure_rate_threshold: float = Field(
+        0.5, gt=0, le=1, description="Failure (or slow-call) rate in the window that opens it."
+    )
+    window_seconds: float = Field(30.0, gt=0, description="Sliding window for the failure rate.")
+    minimum_throughput: int = Field(
+        10, ge=1, description="Calls needed in the window before the rate is trusted."
+    )
+    consecutive_failures: int = Field(
+        5, ge=1, description="Consecutive failures that open it regardless of the rate."
+    )
+    slow_call_seconds: float = Field(
+        20.0, gt=0, description="A success slower than this counts as a slow call."
+    )
+    break_seconds: float = Field(
+        15.0, gt=0, description="How long it stays open before half-open probes."
+    )
+    max_break_seconds: float = Field(
+        300.0, gt=0, description="Cap on the break after repeated trips (doubles each trip)."
+    )
+    half_open_probes: int = Field(
+        3, ge=1, description="Probe calls admitted at once while half-open."
+    )
+    required_successes: int = Field(
+        3, ge=1, description="Successful probes needed (with sustained health) to close it."
+    )
+    sustained_health_seconds: float = Field(
+        10.0, ge=0, description="How long probes must stay healthy before it closes: no flapping."
+    )
+    reset_trips_after: float = Field(
+        600.0, gt=0, description="Closed this long without trouble: the break duration resets."
+    )
+
+
+class RateLimitSettings(_Group):
+    spill_fraction: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of rate-limited requests allowed to spill to the fallback (0: none).",
+    )
+    default_retry_after: float = Field(
+        1.0, gt=0, description="Wait (s) after a 429 that names no retry delay."
+    )
+
+
+class ConcurrencySettings(_Group):
+    per_model: int = Field(64, ge=1, description="In-flight calls allowed on one model.")
+    max_waiting: int = Field(
+        256, ge=0, description="Requests allowed to queue for a slot before shedding."
+    )
+
+
+class ModelOverride(_Group):
+    """Feature flags and limits that ``models.get`` does not report (or that you
+    want to pin). Unset fields fall back to what the API says, then to defaults."""
+
+    input_token_limit: int | None = Field(None, ge=1)
+    output_token_limit: int | None = Field(None, ge=1)
+    json_schema: bool | None = None
+    function_calling: bool | None = None
+    system_instruction: bool | None = None
+
+
+ContinuationPolicy = Literal["continue", "restart", "fail"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GEMINI_FAILOVER_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "api_key"),
+        description="Gemini API key (GEMINI_API_KEY or GOOGLE_API_KEY).",
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["gemini-pro-latest", "gemini-flash-latest"],
+        description="The failover chain, primary first (comma-separated).",
+    )
+    embedding_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["gemini-embedding-001"],
+        description="The embedding chain: its own chain, so vectors never mix spaces.",
+    )
+    base_url: str | None = Field(
+        None, description="Send SDK traffic here instead of Google (an emulator or a proxy)."
+    )
+    api_version: str = Field("v1beta", description="Gemini API version.")
+    attempt_timeout: float = Field(30.0, gt=0, description="One attempt's timeout (s).")
+    stream_idle_timeout: float = Field(
+        20.0, gt=0, description="Longest wait (s) between two chunks of a stream."
+    )
+    total_timeout: float = Field(
+        90.0, gt=0, description="Deadline (s) for a whole request, retries and failovers included."
+    )
+    continuation: ContinuationPolicy = Field(
+        "continue", description="What to do when a stream breaks after text was sent."
+    )
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    concurrency: ConcurrencySettings = ConcurrencySettings()
+    model_overrides: dict[str, ModelOverride] = Field(
+        default_factory=dict, description="Per-model capability overrides."
+    )
+    redis_url: SecretStr | None = Field(
+        None, description="Share model state through this Redis (redis://host:port/db)."
+    )
+    redis_prefix: str = Field("gemini-failover", min_length=1, description="Redis key prefix.")
+    redis_resync_seconds: float = Field(
+        5.0, gt=0, description="Full state resync period from Redis (pub/sub covers the rest)."
+    )
+    auth_token: SecretStr | None = Field(
+        None, description="Bearer token required on HTTP transports (and /metrics)."
+    )
+    host: str = Field("127.0.0.1", description="Bind address for HTTP transports.")
+    port: int = Field(8000, ge=0, le=65535, description="Port for HTTP transports.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Standalone /metrics port (for stdio)."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="auto: console on a TTY, JSON otherwise."
+    )
+
+    @field_validator("models", "embedding_models", mode="before")
+    @classmethod
+    def _split_chain(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list):
+            value = [str(v).strip() for v in value if str(v).strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _check_chain(self) -> Settings:
+        if not self.models:
+            raise ValueError("models: the chain needs at least one model")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models: duplicate model in the chain {self.models}")
+        if self.attempt_timeout > self.total_timeout:
+            raise ValueError("attempt_timeout must not exceed total_timeout")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init (the TOML file, see load_settings) < environment: env wins, so a
+        # Claude Desktop `env` block can override a shared config file.
+        return env_settings, init_settings
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names it."""
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Environment, then ``config_file`` (TOML), then ``overrides``, then defaults."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = "GEMINI_FAILOVER_" + "__".join(str(p) for p in err["loc"]).upper()
+        lines.append(f"{where} ({env}): {err['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

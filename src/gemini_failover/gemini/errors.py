@@ -1,0 +1,137 @@
+"""Normalise SDK, transport and decoding errors into ``google.api_core.exceptions``.
+
+This is the only place that knows google.genai's and httpx2's exception types. The
+result always carries an :class:`~gemini_failover.resilience.errors.Upstream` record
+(metrics label, Retry-After / RetryInfo.retryDelay, per-minute vs per-day quota).
+Imports of the SDK happen inside functions: importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from google.api_core import exceptions as gexc
+
+from gemini_failover.resilience.errors import QuotaScope, Upstream, attach
+
+
+def _retry_delay(value: object) -> float | None:
+    """Parse a google.protobuf.Duration in JSON form ("12s", "0.5s")."""
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            seconds = float(value[:-1])
+        except ValueError:
+            return None
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+def _retry_after_header(headers: Mapping[str, str] | None) -> float | None:
+    if not headers:
+        return None
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    if not raw:
+        return None
+    raw = raw.strip()
+    if raw.isdigit():
+        return float(raw)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def parse_error_details(
+    details: Iterable[Mapping[str, Any]],
+) -> tuple[float | None, QuotaScope | None]:
+    """RetryInfo.retryDelay and the QuotaFailure scope from a Gemini error's details."""
+    retry_after: float | None = None
+    scope: QuotaScope | None = None
+    for detail in details:
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("google.rpc.RetryInfo"):
+            retry_after = _retry_delay(detail.get("retryDelay"))
+        elif kind.endswith("google.rpc.QuotaFailure"):
+            for violation in detail.get("violations") or ():
+                quota_id = str(violation.get("quotaId", ""))
+                if "PerDay" in quota_id:
+                    scope = "day"
+                elif "PerMinute" in quota_id and scope is None:
+                    scope = "minute"
+    return retry_after, scope
+
+
+def from_status(
+    code: int,
+    message: str,
+    *,
+    details: list[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    status: str | None = None,
+) -> gexc.GoogleAPICallError:
+    """Build the api_core exception for an HTTP error (also used for SSE error events)."""
+    retry_after, scope = parse_error_details(details or ())
+    header_delay = _retry_after_header(headers)
+    if header_delay is not None and (retry_after is None or header_delay > retry_after):
+        retry_after = header_delay
+    exc: gexc.GoogleAPICallError = gexc.from_http_status(
+        code, message, details=list(details or ())
+    )
+    attach(exc, Upstream(status=status or str(code), retry_after=retry_after, quota_scope=scope))
+    return exc
+
+
+def transport_error(status: str, message: str) -> gexc.GoogleAPICallError:
+    """A failure with no HTTP status: "timeout", "network", "malformed", "truncated"."""
+    exc: gexc.GoogleAPICallError
+    if status == "timeout":
+        exc = gexc.GatewayTimeout(message)
+    elif status == "malformed":
+        exc = gexc.BadGateway(message)
+    else:
+        exc = gexc.ServiceUnavailable(message)
+    attach(exc, Upstream(status=status))
+    return exc
+
+
+def _body_of(api_error: Any) -> Mapping[str, Any]:
+    body = getattr(api_error, "details", None)
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        return inner if isinstance(inner, Mapping) else {}
+    return {}
+
+
+def normalise(exc: BaseException) -> gexc.GoogleAPICallError | None:
+    """The api_core equivalent of an SDK / transport / decoding exception, or None
+    when ``exc`` is not an upstream failure (a bug in our code: let it propagate)."""
+    import httpx2
+    from google.genai import errors as genai_errors  # lazy: the SDK is slow to import
+
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return exc
+    if isinstance(exc, genai_errors.APIError):
+        body = _body_of(exc)
+        raw_details = body.get("details")
+        details = (
+            [d for d in raw_details if isinstance(d, Mapping)]
+            if isinstance(raw_details, list)
+            else []
+        )
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None)
+        message = str(exc.message or body.get("message") or exc.status or exc.code)
+        return from_status(int(exc.code), message, details=details, headers=headers)
+    if isinstance(exc, httpx2.TimeoutException | TimeoutError):
+        return transport_error("timeout", f"no answer in time ({type(exc).__name__})")
+    if isinstance(exc, httpx2.TransportError | ConnectionError):
+        return transport_error("network", f"connection failed: {type(exc).__name__}: {exc}")
+    if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
+        return transport_error("malformed", f"malformed response body: {exc}")
+    return None

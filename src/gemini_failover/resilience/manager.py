@@ -1,0 +1,1002 @@
+"""FailoverManager: every tool call goes through here.
+
+The request path (DESIGN.md): admission (deadline, per-model concurrency, load
+shedding) -> for each model in the chain that fits the request: breaker -> retry
+loop (tenacity: full-jitter backoff, Retry-After floor, retry budget) -> one attempt
+with its own timeout -> classify -> record -> next model or return. Each stage is a
+small object of its own (breaker.py, budget.py, backoff.py, capabilities.py,
+continuation.py); this module composes them and publishes events.
+
+One instance per process, shared by every tool call; the constructor does no I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
+
+from jsonschema import SchemaError
+from jsonschema.validators import validator_for
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+from gemini_failover.config import Settings
+from gemini_failover.protocol import Backend, GenerationRequest, ModelInfo, Turn, Usage
+from gemini_failover.resilience import events as ev
+from gemini_failover.resilience.backoff import wait_retry_after
+from gemini_failover.resilience.breaker import (
+    BreakerSnapshot,
+    BreakerState,
+    CircuitBreaker,
+    Outcome,
+    Permit,
+)
+from gemini_failover.resilience.budget import RetryBudget
+from gemini_failover.resilience.capabilities import ModelProfile, Needs, misfit
+from gemini_failover.resilience.clock import Clock, SystemClock
+from gemini_failover.resilience.continuation import Stitcher, continuation_request
+from gemini_failover.resilience.errors import (
+    UPSTREAM_ERRORS,
+    Category,
+    Classification,
+    EmptyResponse,
+    SchemaViolation,
+    classify,
+)
+from gemini_failover.resilience.results import (
+    AttemptRecord,
+    FailoverRecord,
+    Provenance,
+    RequestFailed,
+    Result,
+    SpanRecord,
+)
+from gemini_failover.resilience.state import (
+    CooldownKind,
+    MemoryStateStore,
+    StateStore,
+    StoreHealth,
+)
+
+T = TypeVar("T")
+
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (*UPSTREAM_ERRORS, TimeoutError)
+
+ROLES = ("primary", "secondary", "tertiary", "quaternary")
+
+#: How long a 404'd model is skipped before it is tried again.
+UNAVAILABLE_SECONDS = 300.0
+#: Wait for models.get when building a profile; on failure, defaults are used.
+PROFILE_TIMEOUT = 2.0
+PROFILE_RETRY_SECONDS = 60.0
+
+
+def role_of(index: int) -> str:
+    return ROLES[index] if index < len(ROLES) else f"fallback-{index}"
+
+
+class _GiveUp(Exception):
+    """This model is out for this request; try the next one."""
+
+    def __init__(self, reason: str, classification: Classification | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.classification = classification
+
+
+class _BreakerRejected(Exception):
+    """The breaker opened between two attempts on the same model."""
+
+
+class _ModelState:
+    def __init__(
+        self, name: str, index: int, manager: FailoverManager, settings: Settings, clock: Clock
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.role = role_of(index)
+        self.breaker = CircuitBreaker(
+            name, settings.breaker, clock, on_transition=manager._breaker_changed(name)
+        )
+        self.cooldowns: dict[CooldownKind, float] = {}
+        self.info: ModelInfo | None = None
+        self.info_retry_at = 0.0
+        self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
+        self.slots = asyncio.Semaphore(settings.concurrency.per_model)
+        self.waiting = 0
+        self.spill_counter = 0
+
+    def cooldown_left(self, kind: CooldownKind, now: float) -> float:
+        until = self.cooldowns.get(kind, 0.0)
+        return until - now if until > now else 0.0
+
+
+@dataclass(slots=True)
+class _Request:
+    id: str
+    operation: str
+    deadline: float  # monotonic
+    provenance: Provenance
+    semantic_failures: dict[str, int] = field(default_factory=dict)
+
+
+class FailoverManager:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        *,
+        store: StateStore | None = None,
+        clock: Clock | None = None,
+        events: ev.EventBus | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.store: StateStore = store or MemoryStateStore()
+        self.clock: Clock = clock or SystemClock()
+        self.events = events or ev.EventBus()
+        self._rng = rng or random.Random()
+        s = settings.retry
+        self.budget = RetryBudget(
+            self.clock,
+            ratio=s.budget_ratio,
+            min_per_second=s.budget_min_per_second,
+            window=s.budget_window,
+        )
+        self._wait = wait_retry_after(
+            s.backoff_initial, s.backoff_max, settings.rate_limit.default_retry_after
+        )
+        self.chain = [
+            _ModelState(m, i, self, settings, self.clock) for i, m in enumerate(settings.models)
+        ]
+        self.embedding_chain = [
+            _ModelState(m, i, self, settings, self.clock)
+            for i, m in enumerate(settings.embedding_models)
+        ]
+        self._models = {m.name: m for m in (*self.chain, *self.embedding_chain)}
+        self.active_model: str = self.chain[0].name
+        self.last_failover: FailoverRecord | None = None
+        self._store_health = self.store.health()
+        self._validators: dict[str, Any] = {}
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect the state store. Never blocks on the network for long: a store that
+        cannot connect reports itself degraded and the manager serves locally."""
+        await self.store.start(self, list(self._models))
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+        await self.backend.aclose()
+
+    # -- StateSink (the store hands over other instances' state) ----------------------
+
+    def apply_breaker(self, model: str, snapshot: BreakerSnapshot) -> None:
+        state = self._models.get(model)
+        if state is None:
+            return
+        old = state.breaker.snapshot
+        if state.breaker.apply(snapshot):
+            self.events.publish(
+                ev.BreakerTransition(
+                    model,
+                    old.state.label,
+                    snapshot.state.label,
+                    snapshot.reason,
+                    snapshot.epoch,
+                    remote=True,
+                )
+            )
+            self._update_active()
+
+    def apply_cooldown(self, model: str, kind: CooldownKind, until: float) -> None:
+        state = self._models.get(model)
+        if state is not None and until > state.cooldowns.get(kind, 0.0):
+            state.cooldowns[kind] = until
+            self._update_active()
+
+    def apply_window(self, model: str, bad: int, total: int) -> None:
+        state = self._models.get(model)
+        if state is not None:
+            state.breaker.set_remote_counts(bad, total)
+
+    def store_health_changed(self, health: StoreHealth) -> None:
+        self._store_health = health
+        self.events.publish(ev.StateBackendHealth(health.backend, health.healthy, health.detail))
+
+    @property
+    def store_health(self) -> StoreHealth:
+        return self._store_health
+
+    # -- state changes --------------------------------------------------------------
+
+    def _breaker_changed(self, model: str) -> Callable[[BreakerSnapshot, BreakerSnapshot], None]:
+        def on_transition(old: BreakerSnapshot, new: BreakerSnapshot) -> None:
+            self.events.publish(
+                ev.BreakerTransition(model, old.state.label, new.state.label, new.reason, new.epoch)
+            )
+            self.store.publish_breaker(model, new)
+            self._update_active()
+
+        return on_transition
+
+    def _set_cooldown(self, state: _ModelState, kind: CooldownKind, seconds: float) -> None:
+        until = self.clock.time() + seconds
+        if until <= state.cooldowns.get(kind, 0.0):
+            return
+        state.cooldowns[kind] = until
+        self.store.publish_cooldown(state.name, kind, until)
+        if kind is CooldownKind.QUOTA_EXHAUSTED:
+            self.events.publish(ev.QuotaExhausted(state.name, until))
+        elif kind is CooldownKind.UNAVAILABLE:
+            self.events.publish(ev.ModelUnavailable(state.name, until))
+        self._update_active()
+
+    def _taking_traffic(self, state: _ModelState, now: float) -> bool:
+        return (
+            state.breaker.snapshot.state is BreakerState.CLOSED
+            and not state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now)
+            and not state.cooldown_left(CooldownKind.UNAVAILABLE, now)
+        )
+
+    def _update_active(self) -> None:
+        now = self.clock.time()
+        for state in self.chain:
+            if self._taking_traffic(state, now):
+                if state.name != self.active_model:
+                    previous, self.active_model = self.active_model, state.name
+                    self.events.publish(ev.ActiveModelChanged(state.name, previous))
+                return
+
+    # -- public operations ---------------------------------------------------------------
+
+    def _new_request(self, operation: str, request_id: str | None) -> _Request:
+        rid = request_id or uuid.uuid4().hex[:16]
+        self.budget.record_request()
+        return _Request(
+            id=rid,
+            operation=operation,
+            deadline=self.clock.monotonic() + self.settings.total_timeout,
+            provenance=Provenance(request_id=rid),
+        )
+
+    async def generate(
+        self, request: GenerationRequest, *, request_id: str | None = None
+    ) -> Result:
+        req = self._new_request("generate", request_id)
+        validate = self._validator(request)
+        start = self.clock.monotonic()
+
+        async def call(model: str, timeout: float) -> Result:
+            result = await self.backend.generate(model, request, timeout=timeout)
+            parsed = validate(result.text)
+            return Result(result.text, result.finish_reason, result.usage, req.provenance, parsed)
+
+        result = await self._run(req, self.chain, Needs.of(request), call, start)
+        text_len = len(result.text)
+        req.provenance.spans.append(SpanRecord(req.provenance.served_by or "", 0, text_len))
+        return result
+
+    async def count_tokens(
+        self, contents: tuple[Turn, ...], *, request_id: str | None = None
+    ) -> tuple[int, Provenance]:
+        req = self._new_request("count_tokens", request_id)
+        needs = Needs.of(GenerationRequest(contents=contents))
+
+        async def call(model: str, timeout: float) -> int:
+            return await self.backend.count_tokens(model, contents, timeout=timeout)
+
+        count = await self._run(req, self.chain, needs, call, self.clock.monotonic())
+        return count, req.provenance
+
+    async def embed(
+        self, texts: tuple[str, ...], *, request_id: str | None = None
+    ) -> tuple[list[list[float]], Provenance]:
+        req = self._new_request("embed", request_id)
+        needs = Needs(prompt_tokens=max(1, max((len(t) for t in texts), default=0) // 4))
+
+        async def call(model: str, timeout: float) -> list[list[float]]:
+            return await self.backend.embed(model, texts, timeout=timeout)
+
+        vectors = await self._run(req, self.embedding_chain, needs, call, self.clock.monotonic())
+        return vectors, req.provenance
+
+    def stream(self, request: GenerationRequest, *, request_id: str | None = None) -> ManagedStream:
+        return ManagedStream(self, request, self._new_request("stream", request_id))
+
+    # -- profiles ---------------------------------------------------------------------
+
+    async def profile(self, state: _ModelState, deadline: float) -> ModelProfile:
+        """The model's profile: models.get limits (fetched once, lazily) + overrides."""
+        if state.info is None and self.clock.monotonic() >= state.info_retry_at:
+            timeout = min(PROFILE_TIMEOUT, max(0.05, deadline - self.clock.monotonic()))
+            try:
+                state.info = await self.backend.model_info(state.name, timeout=timeout)
+            except UPSTREAM_ERRORS:
+                # Unknown limits: serve on overrides/defaults, ask again later.
+                state.info_retry_at = self.clock.monotonic() + PROFILE_RETRY_SECONDS
+            else:
+                state.profile = ModelProfile.build(
+                    state.name, state.info, self.settings.model_overrides.get(state.name)
+                )
+        return state.profile
+
+    # -- validation -------------------------------------------------------------------
+
+    def _validator(self, request: GenerationRequest) -> Callable[[str], Any]:
+        schema = request.response_schema
+        if schema is None:
+            return _no_validation
+        key = json.dumps(schema, sort_keys=True)
+        validator = self._validators.get(key)
+        if validator is None:
+            cls = validator_for(schema)
+            try:
+                cls.check_schema(schema)
+            except SchemaError as exc:
+                raise RequestFailed(
+                    Category.BAD_REQUEST, f"invalid JSON Schema: {exc.message}"
+                ) from None
+            validator = cls(schema)
+            if len(self._validators) > 256:
+                self._validators.clear()
+            self._validators[key] = validator
+
+        def validate(text: str) -> Any:
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SchemaViolation(f"structured output is not JSON: {exc.msg}") from None
+            error = next(iter(validator.iter_errors(value)), None)
+            if error is not None:
+                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+                raise SchemaViolation(
+                    f"structured output violates the schema at {where}: {error.message}"
+                )
+            return value
+
+        return validate
+
+    # -- the engine -------------------------------------------------------------------
+
+    def _remaining(self, req: _Request) -> float:
+        return req.deadline - self.clock.monotonic()
+
+    async def _eligible(self, req: _Request, state: _ModelState, needs: Needs) -> str | None:
+        """Why ``state`` must be skipped for this request, or None."""
+        now = self.clock.time()
+        if state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now):
+            return "quota_exhausted"
+        if state.cooldown_left(CooldownKind.UNAVAILABLE, now):
+            return "unavailable"
+        if state.breaker.state is BreakerState.OPEN:
+            return "breaker_open"
+        reason = misfit(await self.profile(state, req.deadline), needs)
+        return f"capability: {reason}" if reason else None
+
+    async def _run(
+        self,
+        req: _Request,
+        chain: list[_ModelState],
+        needs: Needs,
+        call: Callable[[str, float], Awaitable[T]],
+        started: float,
+    ) -> T:
+        prov = req.provenance
+        left: _ModelState | None = None
+        left_reason = ""
+        give_ups: list[str] = []
+        misfits: list[str] = []
+        try:
+            for state in chain:
+                skip = await self._eligible(req, state, needs)
+                if skip is not None:
+                    prov.skipped.append((state.name, skip))
+                    self.events.publish(ev.ModelSkipped(req.id, state.name, skip))
+                    if skip.startswith("capability"):
+                        misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
+                    else:
+                        give_ups.append(f"{state.name}: {skip.replace('_', ' ')}")
+                        left, left_reason = state, skip
+                    continue
+                if left is not None:
+                    self._failover(req, left.name, state.name, left_reason)
+                try:
+                    value = await self._on_model(req, state, call)
+                except _GiveUp as g:
+                    give_ups.append(f"{state.name}: {g.reason}")
+                    left, left_reason = state, g.reason
+                    continue
+                prov.served_by = state.name
+                self._finished(req, state.name, "ok", started)
+                return value
+        except RequestFailed as exc:
+            exc.provenance = prov
+            self._finished(req, None, exc.category, started)
+            raise
+        self._finished(req, None, "exhausted", started)
+        raise self._exhausted(req, chain, give_ups, misfits)
+
+    def _exhausted(
+        self, req: _Request, chain: list[_ModelState], give_ups: list[str], misfits: list[str]
+    ) -> RequestFailed:
+        if misfits and not give_ups:
+            return RequestFailed(
+                "no_capable_model",
+                "no model in the chain can serve this request: " + "; ".join(misfits),
+                provenance=req.provenance,
+            )
+        retry_after = self._earliest_recovery(chain)
+        detail = "; ".join(give_ups + misfits)
+        hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
+        return RequestFailed(
+            "unavailable",
+            f"every model in the chain failed ({detail}){hint}",
+            provenance=req.provenance,
+            retry_after=retry_after,
+        )
+
+    def _earliest_recovery(self, chain: list[_ModelState]) -> float | None:
+        now = self.clock.time()
+        waits = []
+        for state in chain:
+            snap = state.breaker.snapshot
+            if snap.state is BreakerState.OPEN:
+                waits.append(max(0.0, snap.open_until - now))
+            waits.extend(
+                left for left in (state.cooldown_left(k, now) for k in CooldownKind) if left
+            )
+        return min(waits) if waits else None
+
+    def _failover(self, req: _Request, from_model: str, to_model: str, reason: str) -> None:
+        record = FailoverRecord(from_model, to_model, reason)
+        req.provenance.failovers.append(record)
+        self.last_failover = record
+        self.events.publish(ev.FailoverEvent(req.id, from_model, to_model, reason))
+
+    def _finished(self, req: _Request, served_by: str | None, outcome: str, started: float) -> None:
+        self.events.publish(
+            ev.RequestFinished(
+                req.id,
+                req.operation,
+                served_by,
+                outcome,
+                self.clock.monotonic() - started,
+                len(req.provenance.failovers),
+            )
+        )
+
+    async def _wait_out_rate_limit(
+        self, req: _Request, state: _ModelState, chain_has_next: bool
+    ) -> None:
+        """Before calling a model that told us to back off: wait (within the deadline),
+        spill a bounded fraction to the fallback, or shed with a retry-after."""
+        wait = state.cooldown_left(CooldownKind.RATE_LIMITED, self.clock.time())
+        if not wait:
+            return
+        spill = self.settings.rate_limit.spill_fraction
+        if chain_has_next and spill > 0 and self._rng.random() < spill:
+            raise _GiveUp("spill")
+        wait += self._rng.uniform(0, self.settings.retry.backoff_initial)  # no herd at reopening
+        if wait >= self._remaining(req):
+            self._shed(req, state, "rate_limited", wait)
+        self.events.publish(ev.RateLimitWait(req.id, state.name, wait))
+        await self.clock.sleep(wait)
+
+    def _shed(
+        self, req: _Request, state: _ModelState, reason: str, retry_after: float | None
+    ) -> NoReturn:
+        self.events.publish(ev.RequestShed(req.id, state.name, reason, retry_after))
+        if reason == "rate_limited":
+            message = f"{state.name} is rate limited; retry after {retry_after or 1:.0f} s"
+            raise RequestFailed(Category.RATE_LIMITED, message, retry_after=retry_after)
+        if reason == "overloaded":
+            raise RequestFailed(
+                "overloaded",
+                f"{state.name} has {self.settings.concurrency.max_waiting} requests waiting; "
+                "retry shortly",
+                retry_after=1.0,
+            )
+        raise RequestFailed(Category.TIMEOUT, f"deadline exceeded waiting for {state.name}")
+
+    async def _on_model(
+        self,
+        req: _Request,
+        state: _ModelState,
+        call: Callable[[str, float], Awaitable[T]],
+    ) -> T:
+        """Retry loop on one model. Returns a value, raises _GiveUp to fail over, or
+        RequestFailed when the request must end here."""
+        settings = self.settings.retry
+        has_next = state is not self._last_of(state)
+        await self._wait_out_rate_limit(req, state, has_next)
+
+        def stop(rs: RetryCallState) -> bool:
+            exc = rs.outcome.exception() if rs.outcome else None
+            c = classify(exc) if exc is not None else None
+            if c is not None and c.category is Category.SEMANTIC:
+                if req.semantic_failures.get(state.name, 0) > settings.semantic_retries:
+                    return True
+            elif rs.attempt_number >= settings.max_attempts_per_model:
+                return True
+            if rs.upcoming_sleep >= self._remaining(req):
+                return True
+            if not self.budget.try_spend():
+                self.events.publish(ev.RetryBudgetExhausted(req.id, state.name))
+                return True
+            return False
+
+        def before_sleep(rs: RetryCallState) -> None:
+            exc = rs.outcome.exception() if rs.outcome else None
+            if exc is not None:
+                self.events.publish(
+                    ev.RetryScheduled(req.id, state.name, classify(exc).category, rs.upcoming_sleep)
+                )
+
+        retrying = AsyncRetrying(
+            stop=stop,
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            sleep=self.clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await self._attempt(req, state, call)
+        except UPSTREAM_ERRORS as exc:
+            self._after_failure(req, state, classify(exc))
+        except _BreakerRejected:
+            raise _GiveUp("breaker_open") from None
+        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
+
+    def _last_of(self, state: _ModelState) -> _ModelState:
+        chain = self.chain if state in self.chain else self.embedding_chain
+        return chain[-1]
+
+    def _after_failure(self, req: _Request, state: _ModelState, c: Classification) -> NoReturn:
+        """Retries on this model are spent (or pointless): fail over, or end the request."""
+        if c.category is Category.RATE_LIMITED:
+            wait = c.retry_after or self.settings.rate_limit.default_retry_after
+            self._shed(req, state, "rate_limited", wait)
+        if c.action.fail_over:
+            raise _GiveUp(c.category.value, c)
+        if c.category is Category.AUTH:
+            raise RequestFailed(
+                c.category,
+                f"Gemini rejected the credentials ({c.status}) for {state.name}: {c.message}. "
+                "Check GEMINI_API_KEY; the operator has been alerted.",
+            )
+        if c.category is Category.BLOCKED:
+            raise RequestFailed(c.category, c.message)
+        raise RequestFailed(c.category, f"{state.name} rejected the request: {c.message}")
+
+    async def _attempt(
+        self, req: _Request, state: _ModelState, call: Callable[[str, float], Awaitable[T]]
+    ) -> T:
+        remaining = self._remaining(req)
+        if remaining <= 0:
+            raise RequestFailed(
+                Category.TIMEOUT, f"deadline exceeded ({self.settings.total_timeout:g} s)"
+            )
+        permit = state.breaker.allow()
+        if permit is None:
+            raise _BreakerRejected
+        timeout = min(self.settings.attempt_timeout, remaining)
+        async with self._slot(req, state, permit):
+            started = self.clock.monotonic()
+            try:
+                value = await call(state.name, timeout)
+            except UPSTREAM_ERRORS as exc:
+                self._record_failure(req, state, permit, classify(exc), started)
+                raise
+            except BaseException:
+                state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
+                raise
+        latency = self.clock.monotonic() - started
+        state.breaker.record(permit, Outcome.SUCCESS, latency)
+        self.store.record_outcome(state.name, False)
+        req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
+        self.events.publish(
+            ev.AttemptFinished(req.id, state.name, "ok", None, latency, req.operation)
+        )
+        return value
+
+    @contextlib.asynccontextmanager
+    async def _slot(self, req: _Request, state: _ModelState, permit: Permit) -> AsyncIterator[None]:
+        """Per-model concurrency, with shedding when too many are already waiting."""
+        if state.slots.locked():
+            if state.waiting >= self.settings.concurrency.max_waiting:
+                state.breaker.release(permit)
+                self._shed(req, state, "overloaded", 1.0)
+            state.waiting += 1
+            try:
+                async with asyncio.timeout(max(0.0, self._remaining(req))):
+                    await state.slots.acquire()
+            except TimeoutError:
+                state.breaker.release(permit)
+                self._shed(req, state, "deadline", None)
+            finally:
+                state.waiting -= 1
+        else:
+            await state.slots.acquire()
+        try:
+            yield
+        finally:
+            state.slots.release()
+
+    def _record_failure(
+        self,
+        req: _Request,
+        state: _ModelState,
+        permit: Permit,
+        c: Classification,
+        started: float,
+    ) -> None:
+        latency = self.clock.monotonic() - started
+        counts = c.action.counts_against_breaker
+        state.breaker.record(permit, Outcome.FAILURE if counts else Outcome.IGNORED, latency)
+        if counts:
+            self.store.record_outcome(state.name, True)
+        req.provenance.attempts.append(AttemptRecord(state.name, c.status, c.category.value))
+        self.events.publish(
+            ev.AttemptFinished(req.id, state.name, c.status, c.category, latency, req.operation)
+        )
+        if c.category is Category.RATE_LIMITED:
+            wait = c.retry_after or self.settings.rate_limit.default_retry_after
+            self._set_cooldown(state, CooldownKind.RATE_LIMITED, wait)
+        elif c.category is Category.QUOTA_EXHAUSTED:
+            self._set_cooldown(state, CooldownKind.QUOTA_EXHAUSTED, c.retry_after or 3600.0)
+        elif c.category is Category.MODEL_UNAVAILABLE:
+            self._set_cooldown(state, CooldownKind.UNAVAILABLE, UNAVAILABLE_SECONDS)
+        elif c.category is Category.AUTH:
+            self.events.publish(ev.AuthFailure(state.name, c.status, c.message))
+        elif c.category is Category.SEMANTIC:
+            req.semantic_failures[state.name] = req.semantic_failures.get(state.name, 0) + 1
+            self.events.publish(ev.SemanticFailure(req.id, state.name, c.status))
+
+    # -- introspection for tools and health --------------------------------------------
+
+    def model_status(self) -> list[dict[str, Any]]:
+        now = self.clock.time()
+        out = []
+        for state in (*self.chain, *self.embedding_chain):
+            snap = state.breaker.snapshot
+            rate, calls = state.breaker.failure_rate()
+            p = state.profile
+            out.append(
+                {
+                    "model": state.name,
+                    "role": state.role if state in self.chain else f"embedding-{state.role}",
+                    "active": state.name == self.active_model,
+                    "breaker": {
+                        "state": state.breaker.state.label,
+                        "reason": snap.reason,
+                        "trips": snap.trips,
+                        "open_for_s": round(max(0.0, snap.open_until - now), 1)
+                        if snap.state is BreakerState.OPEN
+                        else 0.0,
+                    },
+                    "error_rate": round(rate, 3),
+                    "calls_in_window": calls,
+                    "rate_limited_for_s": round(
+                        state.cooldown_left(CooldownKind.RATE_LIMITED, now), 1
+                    ),
+                    "quota_exhausted_for_s": round(
+                        state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now), 1
+                    ),
+                    "unavailable_for_s": round(
+                        state.cooldown_left(CooldownKind.UNAVAILABLE, now), 1
+                    ),
+                    "profile": {
+                        "input_token_limit": p.input_token_limit,
+                        "output_token_limit": p.output_token_limit,
+                        "json_schema": p.json_schema,
+                        "function_calling": p.function_calling,
+                        "system_instruction": p.system_instruction,
+                        "source": p.source,
+                    },
+                }
+            )
+        return out
+
+
+def _retryable(exc: BaseException) -> bool:
+    return classify(exc).action.retry_same_model
+
+
+def _no_validation(text: str) -> None:
+    return None
+
+
+class ManagedStream:
+    """An answer streamed through the manager: ``async for delta in stream``; then
+    ``stream.result`` holds the whole text and its provenance (spans per model).
+
+    A failure before the first delta is handled like a unary call (retry, breaker,
+    failover). A break after text was sent continues on the next capable model with
+    the partial answer as its own turn and an instruction to continue; the overlap it
+    repeats is trimmed (policy ``continue``), or ends the request with the partial
+    text (``fail``). Structured output and policy ``restart`` are buffered and
+    regenerated whole instead: nothing is sent until the answer is complete.
+    """
+
+    def __init__(self, manager: FailoverManager, request: GenerationRequest, req: _Request) -> None:
+        self._m = manager
+        self._request = request
+        self._req = req
+        self._stitcher = Stitcher()
+        self._buffered = request.structured or manager.settings.continuation == "restart"
+        self._gen: AsyncIterator[str] | None = None
+        self.result: Result | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def aclose(self) -> None:
+        """Stop now: closes the upstream HTTP stream."""
+        if self._gen is not None:
+            await _aclose(self._gen)
+
+    @property
+    def text(self) -> str:
+        """What the consumer has been sent so far."""
+        return self._stitcher.text
+
+    async def _run(self) -> AsyncIterator[str]:
+        m, req = self._m, self._req
+        started = m.clock.monotonic()
+        needs = Needs.of(self._request)
+        validate = m._validator(self._request)
+        prov = req.provenance
+        left: _ModelState | None = None
+        left_reason = ""
+        give_ups: list[str] = []
+        misfits: list[str] = []
+        try:
+            for state in m.chain:
+                skip = await m._eligible(req, state, needs)
+                if skip is not None:
+                    prov.skipped.append((state.name, skip))
+                    m.events.publish(ev.ModelSkipped(req.id, state.name, skip))
+                    if skip.startswith("capability"):
+                        misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
+                    else:
+                        give_ups.append(f"{state.name}: {skip.replace('_', ' ')}")
+                        left, left_reason = state, skip
+                    continue
+                continuing = bool(self._stitcher.text)
+                broke_on = left.name if left is not None else state.name
+                if left is not None:
+                    m._failover(req, left.name, state.name, left_reason)
+                outcome = _SegmentOutcome()
+                try:
+                    async for delta in self._segment(state, outcome):
+                        yield delta
+                except _GiveUp as g:
+                    if continuing:
+                        self._report_continuation(broke_on, state.name, left_reason)
+                    give_ups.append(f"{state.name}: {g.reason}")
+                    left, left_reason = state, g.reason
+                    if self._stitcher.text and m.settings.continuation == "fail":
+                        raise RequestFailed(
+                            "stream_broken",
+                            f"the stream from {state.name} broke after "
+                            f"{len(self._stitcher.text)} characters ({g.reason}); "
+                            "continuation policy is 'fail'",
+                            partial_text=self._stitcher.text,
+                        ) from None
+                    continue
+                if continuing:
+                    self._report_continuation(broke_on, state.name, left_reason)
+                if self._buffered:
+                    text = outcome.buffer
+                    parsed = validate(text)
+                    if text:
+                        yield text
+                else:
+                    tail = self._stitcher.finish()
+                    if tail:
+                        yield tail
+                    text, parsed = self._stitcher.text, None
+                prov.served_by = state.name
+                spans = self._stitcher.spans if not self._buffered else []
+                prov.spans.extend(SpanRecord(s.model, s.start, s.end) for s in spans)
+                if self._buffered:
+                    prov.spans.append(SpanRecord(state.name, 0, len(text)))
+                self.result = Result(
+                    text, outcome.finish_reason or "STOP", outcome.usage or Usage(), prov, parsed
+                )
+                m._finished(req, state.name, "ok", started)
+                return
+        except RequestFailed as exc:
+            exc.provenance = prov
+            exc.partial_text = exc.partial_text or self._stitcher.text
+            m._finished(req, None, exc.category, started)
+            raise
+        m._finished(req, None, "exhausted", started)
+        failed = m._exhausted(req, m.chain, give_ups, misfits)
+        failed.partial_text = self._stitcher.text
+        raise failed
+
+    def _report_continuation(self, from_model: str, to_model: str, reason: str) -> None:
+        self._m.events.publish(
+            ev.ContinuationEvent(
+                self._req.id,
+                from_model,
+                to_model,
+                len(self._stitcher.text),
+                reason,
+                self._stitcher.last_trim,
+            )
+        )
+
+    async def _segment(self, state: _ModelState, outcome: _SegmentOutcome) -> AsyncIterator[str]:
+        """Stream from one model. Failures before this model sent any text are retried
+        here like unary calls; a break after text raises _GiveUp (continue elsewhere)."""
+        m, req = self._m, self._req
+        await m._wait_out_rate_limit(req, state, state is not m.chain[-1])
+        attempt_number = 0
+        while True:
+            attempt_number += 1
+            sent = self._stitcher.text
+            request = self._request
+            if sent and not self._buffered:
+                request = continuation_request(self._request, sent)
+            emitted = False
+            try:
+                async for delta in self._attempt_stream(state, request, outcome):
+                    emitted = True
+                    yield delta
+                return
+            except _BreakerRejected:
+                raise _GiveUp("breaker_open") from None
+            except _Broken as broken:
+                c = broken.classification
+                if emitted:
+                    raise _GiveUp(c.category.value, c) from None
+                if not c.action.retry_same_model or not self._may_retry(state, c, attempt_number):
+                    m._after_failure(req, state, c)
+                wait = m._wait(_call_state(attempt_number, broken.exc))
+                if wait >= m._remaining(req) or not m.budget.try_spend():
+                    m._after_failure(req, state, c)
+                m.events.publish(ev.RetryScheduled(req.id, state.name, c.category, wait))
+                await m.clock.sleep(wait)
+
+    def _may_retry(self, state: _ModelState, c: Classification, attempt: int) -> bool:
+        retry = self._m.settings.retry
+        if c.category is Category.SEMANTIC:
+            return self._req.semantic_failures.get(state.name, 0) <= retry.semantic_retries
+        return attempt < retry.max_attempts_per_model
+
+    async def _attempt_stream(
+        self, state: _ModelState, request: GenerationRequest, outcome: _SegmentOutcome
+    ) -> AsyncIterator[str]:
+        m, req = self._m, self._req
+        remaining = m._remaining(req)
+        if remaining <= 0:
+            raise RequestFailed(
+                Category.TIMEOUT, f"deadline exceeded ({m.settings.total_timeout:g} s)"
+            )
+        permit = state.breaker.allow()
+        if permit is None:
+            raise _BreakerRejected
+        stitcher = self._stitcher
+        if not self._buffered:
+            stitcher.start(state.name)
+        buffer: list[str] = []
+        started = m.clock.monotonic()
+        first_at: float | None = None
+        # No asyncio.timeout around the yields below (it would cancel the consumer's
+        # code): the backend bounds each chunk's wait by the idle timeout and by the
+        # request's deadline, in event-loop time.
+        deadline = asyncio.get_running_loop().time() + remaining
+        upstream = m.backend.stream(
+            state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
+        )
+        try:
+            async with m._slot(req, state, permit):
+                async for chunk in upstream:
+                    if first_at is None:
+                        first_at = m.clock.monotonic()
+                    if chunk.finish_reason:
+                        outcome.finish_reason = chunk.finish_reason
+                    if chunk.usage:
+                        outcome.usage = chunk.usage
+                    if self._buffered:
+                        buffer.append(chunk.text)
+                        continue
+                    out = stitcher.feed(chunk.text)
+                    if out:
+                        yield out
+            text = "".join(buffer)
+            if self._buffered and self._request.structured:
+                m._validator(self._request)(text)
+            if not text and not self._buffered and not stitcher.text:
+                raise EmptyResponse(f"{state.name} streamed no text")
+        except _STREAM_ERRORS as exc:
+            failure = exc if isinstance(exc, UPSTREAM_ERRORS) else _deadline_error()
+            c = classify(failure)
+            m._record_failure(req, state, permit, c, started)
+            if not self._buffered:
+                stitcher.abandon()
+            raise _Broken(c, failure) from None
+        except BaseException:
+            state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
+            raise
+        finally:
+            await _aclose(upstream)
+        outcome.buffer = text
+        ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
+        state.breaker.record(permit, Outcome.SUCCESS, ttft)
+        m.store.record_outcome(state.name, False)
+        req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
+        m.events.publish(
+            ev.AttemptFinished(
+                req.id, state.name, "ok", None, m.clock.monotonic() - started, "stream"
+            )
+        )
+
+
+@dataclass(slots=True)
+class _SegmentOutcome:
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    buffer: str = ""
+
+
+class _Broken(Exception):
+    def __init__(self, classification: Classification, exc: BaseException) -> None:
+        super().__init__(classification.message)
+        self.classification = classification
+        self.exc = exc
+
+
+def _call_state(attempt_number: int, exc: BaseException) -> RetryCallState:
+    """A tenacity call state, to compute one wait with the same strategy outside a
+    tenacity loop (a stream cannot be retried by wrapping it in AsyncRetrying: a
+    generator cannot re-yield from inside a retry block)."""
+    rs = RetryCallState(AsyncRetrying(), None, (), {})
+    rs.attempt_number = attempt_number
+    rs.set_exception((type(exc), exc, exc.__traceback__))
+    return rs
+
+
+def _deadline_error() -> BaseException:
+    from google.api_core import exceptions as gexc
+
+    from gemini_failover.resilience.errors import Upstream, attach
+
+    exc = gexc.GatewayTimeout("the request deadline passed mid-stream")
+    attach(exc, Upstream(status="timeout"))
+    return exc
+
+
+async def _aclose(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def request_from_mapping(data: Mapping[str, Any]) -> GenerationRequest:
+    """Build a request from plain data (used by tools and tests)."""
+    turns = tuple(Turn(t["role"], t["text"]) for t in data["contents"])
+    return GenerationRequest(
+        contents=turns,
+        system_instruction=data.get("system_instruction"),
+        temperature=data.get("temperature"),
+        top_p=data.get("top_p"),
+        max_output_tokens=data.get("max_output_tokens"),
+        stop_sequences=tuple(data.get("stop_sequences") or ()),
+        response_schema=data.get("response_schema"),
+    )
