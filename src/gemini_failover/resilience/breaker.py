@@ -126,7 +126,7 @@ class CircuitBreaker:
         self.record(permit, Outcome.IGNORED)
 
     def record(self, permit: Permit, outcome: Outcome, latency: float = 0.0) -> None:
-        if permit.probe:
+        if permit.probe and permit.epoch == self._snap.epoch:
             self._probes_in_flight = max(0, self._probes_in_flight - 1)
         if outcome is Outcome.IGNORED:
             return
@@ -209,8 +209,7 @@ class CircuitBreaker:
         self._snap = new
         self._probe_successes = 0
         self._consecutive = 0
-        if new.state is not BreakerState.HALF_OPEN:
-            self._probes_in_flight = 0
+        self._probes_in_flight = 0  # permits of the previous state no longer count
         if new.state is BreakerState.CLOSED:
             self._window.clear()
             self._bad_in_window = 0

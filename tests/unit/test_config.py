@@ -1,0 +1,78 @@
+"""Settings: environment, TOML file, clear errors, secrets never printed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gemini_failover.config import ConfigError, load_settings
+
+
+def test_defaults_and_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "canary-key-123")
+    monkeypatch.setenv("GEMINI_FAILOVER_MODELS", " a , b,c ")
+    monkeypatch.setenv("GEMINI_FAILOVER_BREAKER__BREAK_SECONDS", "7.5")
+    s = load_settings()
+    assert s.models == ["a", "b", "c"]
+    assert s.breaker.break_seconds == 7.5
+    assert s.api_key is not None and s.api_key.get_secret_value() == "canary-key-123"
+    assert "canary-key-123" not in repr(s) and "canary-key-123" not in str(s.model_dump())
+
+
+def test_google_api_key_alias(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GEMINI_API_KEY", raising=False)
+    monkeypatch.setenv("GOOGLE_API_KEY", "g")
+    assert load_settings().api_key is not None
+
+
+def test_toml_file_below_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        'models = ["x", "y"]\ntotal_timeout = 40\n[breaker]\nbreak_seconds = 3\n'
+        "[model_overrides.y]\njson_schema = false\n"
+    )
+    monkeypatch.setenv("GEMINI_FAILOVER_TOTAL_TIMEOUT", "50")
+    s = load_settings(cfg)
+    assert s.models == ["x", "y"]
+    assert s.total_timeout == 50  # env wins over the file
+    assert s.breaker.break_seconds == 3
+    assert s.model_overrides["y"].json_schema is False
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "needle"),
+    [
+        ("GEMINI_FAILOVER_BREAKER__BREAK_SECONDS", "-1", "GEMINI_FAILOVER_BREAKER__BREAK_SECONDS"),
+        ("GEMINI_FAILOVER_MODELS", "a,a", "duplicate"),
+        ("GEMINI_FAILOVER_RETRY__BUDGET_RATIO", "2", "GEMINI_FAILOVER_RETRY__BUDGET_RATIO"),
+        ("GEMINI_FAILOVER_CONTINUATION", "maybe", "GEMINI_FAILOVER_CONTINUATION"),
+    ],
+)
+def test_bad_values_name_the_setting(
+    monkeypatch: pytest.MonkeyPatch, env: str, value: str, needle: str
+) -> None:
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ConfigError, match=needle):
+        load_settings()
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file"):
+        load_settings(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("models = [")
+    with pytest.raises(ConfigError, match="bad.toml"):
+        load_settings(bad)
+
+
+def test_light_imports() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, gemini_failover.config, gemini_failover.resilience.errors, "
+        "gemini_failover.resilience.manager; print('google.genai' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
