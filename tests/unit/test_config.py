@@ -62,7 +62,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
         load_settings(tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
     bad.write_text("models = [")
-    with pytest.raises(ConfigError, match="bad.toml"):
+    with pytest.raises(ConfigError, match=r"bad\.toml"):
         load_settings(bad)
 
 
