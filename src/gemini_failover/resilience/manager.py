@@ -74,6 +74,10 @@ UNAVAILABLE_SECONDS = 300.0
 #: Wait for models.get when building a profile; on failure, defaults are used.
 PROFILE_TIMEOUT = 2.0
 PROFILE_RETRY_SECONDS = 60.0
+#: Every Gemini model since 1.0 takes at least 32k input and 8k output tokens; a
+#: request within these never waits for a model's limits to be fetched.
+SAFE_INPUT_TOKENS = 32_768
+SAFE_OUTPUT_TOKENS = 8_192
 
 
 def role_of(index: int) -> str:
@@ -106,6 +110,7 @@ class _ModelState:
         self.cooldowns: dict[CooldownKind, float] = {}
         self.info: ModelInfo | None = None
         self.info_retry_at = 0.0
+        self.info_task: asyncio.Task[None] | None = None
         self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
         self.slots = asyncio.Semaphore(settings.concurrency.per_model)
         self.waiting = 0
@@ -313,20 +318,39 @@ class FailoverManager:
 
     # -- profiles ---------------------------------------------------------------------
 
-    async def profile(self, state: _ModelState, deadline: float) -> ModelProfile:
-        """The model's profile: models.get limits (fetched once, lazily) + overrides."""
+    async def profile(self, state: _ModelState, needs: Needs, deadline: float) -> ModelProfile:
+        """The model's profile: limits from models.get (fetched once, lazily) merged with
+        configuration overrides.
+
+        The fetch runs in the background and requests do not wait for it, unless
+        the request is big enough for the limits to matter (over SAFE_INPUT_TOKENS /
+        SAFE_OUTPUT_TOKENS): then it waits (briefly) rather than risk routing a long
+        prompt to a model with a small context window.
+        """
         if state.info is None and self.clock.monotonic() >= state.info_retry_at:
-            timeout = min(PROFILE_TIMEOUT, max(0.05, deadline - self.clock.monotonic()))
-            try:
-                state.info = await self.backend.model_info(state.name, timeout=timeout)
-            except UPSTREAM_ERRORS:
-                # Unknown limits: serve on overrides/defaults, ask again later.
-                state.info_retry_at = self.clock.monotonic() + PROFILE_RETRY_SECONDS
-            else:
-                state.profile = ModelProfile.build(
-                    state.name, state.info, self.settings.model_overrides.get(state.name)
-                )
+            if state.info_task is None:
+                state.info_task = asyncio.create_task(self._fetch_info(state))
+            if (
+                needs.prompt_tokens > SAFE_INPUT_TOKENS
+                or (needs.output_tokens or 0) > SAFE_OUTPUT_TOKENS
+            ):
+                timeout = max(0.0, min(PROFILE_TIMEOUT, deadline - self.clock.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(state.info_task), timeout)
         return state.profile
+
+    async def _fetch_info(self, state: _ModelState) -> None:
+        try:
+            state.info = await self.backend.model_info(state.name, timeout=PROFILE_TIMEOUT)
+        except UPSTREAM_ERRORS:
+            # Unknown limits: serve on overrides/defaults, ask again later.
+            state.info_retry_at = self.clock.monotonic() + PROFILE_RETRY_SECONDS
+        else:
+            state.profile = ModelProfile.build(
+                state.name, state.info, self.settings.model_overrides.get(state.name)
+            )
+        finally:
+            state.info_task = None
 
     # -- validation -------------------------------------------------------------------
 
@@ -378,7 +402,7 @@ class FailoverManager:
             return "unavailable"
         if state.breaker.state is BreakerState.OPEN:
             return "breaker_open"
-        reason = misfit(await self.profile(state, req.deadline), needs)
+        reason = misfit(await self.profile(state, needs, req.deadline), needs)
         return f"capability: {reason}" if reason else None
 
     async def _run(
