@@ -55,7 +55,9 @@ class Harness:
         self.events: list[ev.Event] = []
         self._managers: list[FailoverManager] = []
 
-    def settings(self, models: tuple[str, ...] = ("primary", "fallback"), **overrides: Any) -> Settings:
+    def settings(
+        self, models: tuple[str, ...] = ("primary", "fallback"), **overrides: Any
+    ) -> Settings:
         values = _merge(FAST, overrides)
         values.setdefault("models", list(models))
         values.setdefault("embedding_models", ["embed-a", "embed-b"])

@@ -40,6 +40,18 @@ _BLOCK_REASONS = frozenset(
 )
 
 
+class _Failed:
+    """An SDK failure carried from the stream-reading task to the consumer."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
 def _import_sdk() -> None:
     from google import genai  # noqa: F401
 
@@ -190,34 +202,52 @@ class GeminiBackend:
             idle = loop.time() + timeout
             return idle if deadline is None else min(idle, deadline)
 
-        finished = False
-        upstream = None
-        try:
-            async with asyncio.timeout_at(wait_until()):
+        # The SDK's stream is a chain of nested async generators; closing the outer
+        # one leaves the HTTP response open until the garbage collector finalises the
+        # inner ones. Reading it in a task of its own lets us cancel that task, which
+        # unwinds every generator and closes the connection at once.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        catchable = _catchable()
+
+        async def read() -> None:
+            try:
                 upstream = await self._aio.models.generate_content_stream(
                     model=model,
                     contents=self._contents(request.contents),
                     config=self._config(request),
                 )
-            iterator = aiter(upstream)
+                async for response in upstream:
+                    queue.put_nowait(response)
+            except catchable as exc:
+                queue.put_nowait(_Failed(exc))
+            finally:
+                queue.put_nowait(_END)
+
+        reader = asyncio.create_task(read(), name=f"gemini-stream-{model}")
+        finished = False
+        try:
             while True:
                 try:
                     async with asyncio.timeout_at(wait_until()):
-                        response = await anext(iterator)
-                except StopAsyncIteration:
+                        item = await queue.get()
+                except TimeoutError as exc:
+                    raise _normalised(exc) from exc
+                if item is _END:
+                    await asyncio.wait([reader])
+                    bug = reader.exception()
+                    if bug is not None:  # not an upstream failure: propagate it
+                        raise bug
                     break
-                text, reason = self._read(response)
+                if isinstance(item, _Failed):
+                    raise _normalised(item.exc) from item.exc
+                text, reason = self._read(item)
                 if reason is not None:
                     finished = True
                 if text or reason is not None:
-                    yield StreamChunk(text=text, finish_reason=reason, usage=self._usage(response))
-        except _catchable() as exc:
-            raise _normalised(exc) from exc
+                    yield StreamChunk(text=text, finish_reason=reason, usage=self._usage(item))
         finally:
-            if upstream is not None:
-                # Close the HTTP stream now (consumer stopped, cancelled, or failed),
-                # not whenever the garbage collector gets to it.
-                await upstream.aclose()
+            reader.cancel()
+            await asyncio.wait([reader])
         if not finished:
             raise errors.transport_error(
                 "truncated", f"{model} ended its stream without a finish reason"

@@ -799,7 +799,8 @@ class ManagedStream:
                         give_ups.append(f"{state.name}: {skip.replace('_', ' ')}")
                         left, left_reason = state, skip
                     continue
-                continuing = bool(self._stitcher.text)
+                at_char = len(self._stitcher.text)
+                continuing = at_char > 0
                 broke_on = left.name if left is not None else state.name
                 if left is not None:
                     m._failover(req, left.name, state.name, left_reason)
@@ -809,7 +810,7 @@ class ManagedStream:
                         yield delta
                 except _GiveUp as g:
                     if continuing:
-                        self._report_continuation(broke_on, state.name, left_reason)
+                        self._report_continuation(broke_on, state.name, left_reason, at_char)
                     give_ups.append(f"{state.name}: {g.reason}")
                     left, left_reason = state, g.reason
                     if self._stitcher.text and m.settings.continuation == "fail":
@@ -822,7 +823,7 @@ class ManagedStream:
                         ) from None
                     continue
                 if continuing:
-                    self._report_continuation(broke_on, state.name, left_reason)
+                    self._report_continuation(broke_on, state.name, left_reason, at_char)
                 if self._buffered:
                     text = outcome.buffer
                     parsed = validate(text)
@@ -853,13 +854,15 @@ class ManagedStream:
         failed.partial_text = self._stitcher.text
         raise failed
 
-    def _report_continuation(self, from_model: str, to_model: str, reason: str) -> None:
+    def _report_continuation(
+        self, from_model: str, to_model: str, reason: str, at_char: int
+    ) -> None:
         self._m.events.publish(
             ev.ContinuationEvent(
                 self._req.id,
                 from_model,
                 to_model,
-                len(self._stitcher.text),
+                at_char,
                 reason,
                 self._stitcher.last_trim,
             )
