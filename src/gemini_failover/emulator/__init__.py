@@ -1,0 +1,52 @@
+"""Gemini REST API emulator with fault injection (see docs/emulator.md).
+
+Speaks the wire format the google-genai SDK uses (``generateContent``,
+``streamGenerateContent?alt=sse``, ``countTokens``, ``batchEmbedContents``, ``models.get``
+and ``models.list`` under ``/v1beta``), answers deterministically, and injects faults per
+model: HTTP errors, rate limits with real token buckets, latency, hangs, cut / truncated /
+failing streams, malformed, empty and blocked answers, flapping, overlapping
+continuations, schema violations and auth failures.
+"""
+
+from .app import ABORT_SCOPE_KEY, ConnectionDropped, Emulator, RequestRecord
+from .schema import openapi_to_json_schema, value_for_schema, violating_json
+from .server import EmulatorServer, EmulatorThread, run_emulator
+from .spec import (
+    ACTIONS,
+    DEFAULT_METHODS,
+    Action,
+    Fault,
+    ModelSettings,
+    Profile,
+    Scenario,
+    load_scenario,
+    parse_fault,
+)
+from .text import count_tokens, embedding_for, expected_text, overlap_start, stream_chunks_for
+
+__all__ = [
+    "ABORT_SCOPE_KEY",
+    "ACTIONS",
+    "DEFAULT_METHODS",
+    "Action",
+    "ConnectionDropped",
+    "Emulator",
+    "EmulatorServer",
+    "EmulatorThread",
+    "Fault",
+    "ModelSettings",
+    "Profile",
+    "RequestRecord",
+    "Scenario",
+    "count_tokens",
+    "embedding_for",
+    "expected_text",
+    "load_scenario",
+    "openapi_to_json_schema",
+    "overlap_start",
+    "parse_fault",
+    "run_emulator",
+    "stream_chunks_for",
+    "value_for_schema",
+    "violating_json",
+]
