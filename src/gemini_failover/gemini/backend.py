@@ -13,6 +13,7 @@ leaves this module as a ``google.api_core.exceptions`` class (see ``errors.py``)
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -65,16 +66,13 @@ class GeminiBackend:
         api_key: str,
         base_url: str | None = None,
         api_version: str = "v1beta",
-        backstop_timeout: float = 600.0,
     ) -> None:
         self._api_key = api_key
         self._base_url = base_url
         self._api_version = api_version
-        # The manager enforces attempt timeouts with asyncio; this is the SDK's own
-        # last-resort timeout so a socket can never outlive the process's intent.
-        self._backstop_ms = int(backstop_timeout * 1000)
         self._client: genai.Client | None = None
         self._info_cache: dict[str, ModelInfo] = {}
+        self._configs: dict[tuple[Any, ...], genai_types.GenerateContentConfig] = {}
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"
@@ -97,7 +95,6 @@ class GeminiBackend:
                 http_options=types.HttpOptions(
                     base_url=self._base_url,
                     api_version=self._api_version,
-                    timeout=self._backstop_ms,
                     retry_options=types.HttpRetryOptions(attempts=1),
                 ),
             )
@@ -114,8 +111,28 @@ class GeminiBackend:
     def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
         return [{"role": t.role, "parts": [{"text": t.text}]} for t in turns]
 
+    def _config(self, request: GenerationRequest) -> genai_types.GenerateContentConfig:
+        """The SDK config for a request, cached: building and validating the pydantic
+        model costs more than the rest of our per-call work together."""
+        key = (
+            request.system_instruction,
+            request.temperature,
+            request.top_p,
+            request.max_output_tokens,
+            request.stop_sequences,
+            json.dumps(request.response_schema, sort_keys=True)
+            if request.response_schema is not None
+            else None,
+        )
+        config = self._configs.get(key)
+        if config is None:
+            if len(self._configs) >= 256:
+                self._configs.clear()
+            config = self._configs[key] = self._build_config(request)
+        return config
+
     @staticmethod
-    def _config(request: GenerationRequest) -> genai_types.GenerateContentConfig:
+    def _build_config(request: GenerationRequest) -> genai_types.GenerateContentConfig:
         from google.genai import types
 
         config = types.GenerateContentConfig(

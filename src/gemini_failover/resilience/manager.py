@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import random
 import uuid
@@ -169,6 +170,8 @@ class FailoverManager:
         self.last_failover: FailoverRecord | None = None
         self._store_health = self.store.health()
         self._validators: dict[str, Any] = {}
+        self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
+        self._ids = itertools.count(1)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -263,7 +266,7 @@ class FailoverManager:
     # -- public operations ---------------------------------------------------------------
 
     def _new_request(self, operation: str, request_id: str | None) -> _Request:
-        rid = request_id or uuid.uuid4().hex[:16]
+        rid = request_id or f"{self._id_prefix}-{next(self._ids)}"
         self.budget.record_request()
         return _Request(
             id=rid,
@@ -564,6 +567,22 @@ class FailoverManager:
                     ev.RetryScheduled(req.id, state.name, classify(exc).category, rs.upcoming_sleep)
                 )
 
+        # Fast path: the first attempt runs outside tenacity, which costs ~100 us per
+        # call to set up; the retry loop is built only once something has failed.
+        try:
+            return await self._attempt(req, state, call)
+        except UPSTREAM_ERRORS as exc:
+            if not _retryable(exc):
+                self._after_failure(req, state, classify(exc))
+            replay: list[BaseException] = [exc]
+        except _BreakerRejected:
+            raise _GiveUp("breaker_open") from None
+
+        async def attempt() -> T:
+            if replay:  # tenacity's attempt 1 is the failure we already have
+                raise replay.pop()
+            return await self._attempt(req, state, call)
+
         retrying = AsyncRetrying(
             stop=stop,
             wait=self._wait,
@@ -573,14 +592,11 @@ class FailoverManager:
             reraise=True,
         )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await self._attempt(req, state, call)
+            return await retrying(attempt)
         except UPSTREAM_ERRORS as exc:
             self._after_failure(req, state, classify(exc))
         except _BreakerRejected:
             raise _GiveUp("breaker_open") from None
-        raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
     def _last_of(self, state: _ModelState) -> _ModelState:
         chain = self.chain if state in self.chain else self.embedding_chain
