@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/gemini-failover demo
 
 test: $(STAMP)
+	bash .ci/ensure-tools.sh
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,63 @@
+"""Metrics are produced by the manager's events: a primary outage and its recovery
+leave exact counter and gauge values behind."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from gemini_failover.observability.metrics import ManagerMetrics
+from gemini_failover.protocol import GenerationRequest
+from gemini_failover.resilience.breaker import BreakerState
+from tests.harness import Harness
+
+
+async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
+    h.emulator.configure(
+        "primary",
+        faults=[{"kind": "status", "code": 503, "count": 3, "actions": ["generate"]}],
+    )
+    m = await h.manager(breaker={"break_seconds": 0.05, "sustained_health_seconds": 0.1})
+    metrics = ManagerMetrics(m.settings.models)
+    m.events.subscribe(metrics.handle)
+    value = metrics.registry.get_sample_value
+
+    def active(model: str, role: str) -> float | None:
+        return value("dualmodelmanager_active_model", {"model": model, "role": role})
+
+    request = GenerationRequest.from_prompt("metrics please")
+    first = await m.generate(request)  # three 503s, breaker opens, served by fallback
+    assert first.provenance.served_by == "fallback"
+    assert value("dualmodelmanager_requests_total", {"model": "primary", "status_code": "503"}) == 3
+    assert value("dualmodelmanager_requests_total", {"model": "fallback", "status_code": "ok"}) == 1
+    assert value("dualmodelmanager_circuit_breaker_state", {"model": "primary"}) == 2
+    assert active("primary", "primary") == 0
+    assert active("fallback", "secondary") == 1
+    assert (
+        value(
+            "dualmodelmanager_failover_events_total",
+            {"from_model": "primary", "to_model": "fallback", "reason": "transient"},
+        )
+        == 1
+    )
+    assert value("dualmodelmanager_retries_total", {"model": "primary", "category": "transient"}) == 2
+
+    # steady traffic until the primary has been healthy long enough to close
+    deadline = time.monotonic() + 5
+    while m.chain[0].breaker.snapshot.state is not BreakerState.CLOSED:
+        await m.generate(request)
+        await asyncio.sleep(0.01)
+        assert time.monotonic() < deadline
+
+    assert value("dualmodelmanager_circuit_breaker_state", {"model": "primary"}) == 0
+    assert active("primary", "primary") == 1
+    assert active("fallback", "secondary") == 0
+    for from_state, to_state in [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]:
+        labels = {"model": "primary", "from_state": from_state, "to_state": to_state}
+        assert value("dualmodelmanager_circuit_breaker_transitions_total", labels) == 1
+    primary_ok = value("dualmodelmanager_requests_total", {"model": "primary", "status_code": "ok"})
+    assert primary_ok == h.emulator.count(model="primary", action="generate", status=200)
+    assert value("dualmodelmanager_requests_total", {"model": "primary", "status_code": "503"}) == 3
+    body, content_type = metrics.render()
+    assert b"dualmodelmanager_failover_events_total" in body
+    assert content_type.startswith("text/plain")
