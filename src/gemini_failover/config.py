@@ -203,11 +203,16 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_chain(self) -> Settings:
         if not self.models:
-            raise ValueError("models: the chain needs at least one model")
+            raise ValueError("models (GEMINI_FAILOVER_MODELS): the chain needs at least one model")
         if len(set(self.models)) != len(self.models):
-            raise ValueError(f"models: duplicate model in the chain {self.models}")
+            raise ValueError(
+                f"models (GEMINI_FAILOVER_MODELS): duplicate model in the chain {self.models}"
+            )
         if self.attempt_timeout > self.total_timeout:
-            raise ValueError("attempt_timeout must not exceed total_timeout")
+            raise ValueError(
+                "attempt_timeout (GEMINI_FAILOVER_ATTEMPT_TIMEOUT) must not exceed "
+                "total_timeout (GEMINI_FAILOVER_TOTAL_TIMEOUT)"
+            )
         return self
 
     @classmethod
@@ -249,7 +254,11 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if not err["loc"]:  # a check across settings: its message names them
+            lines.append(message)
+            continue
+        where = ".".join(str(p) for p in err["loc"])
         env = "GEMINI_FAILOVER_" + "__".join(str(p) for p in err["loc"]).upper()
-        lines.append(f"{where} ({env}): {err['msg']}")
+        lines.append(f"{where} ({env}): {message}")
     return "invalid configuration: " + "; ".join(lines)
