@@ -1,0 +1,96 @@
+"""MCPServer assembly: the tools and the health resource over one failover manager.
+
+``build_server`` does no I/O and creates no manager: the caller owns the manager (one
+per process, see runtime.py), so a transport that enters the MCP lifespan once per
+connection (SSE) never multiplies it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.resources import FunctionResource
+
+from gemini_failover import __version__
+from gemini_failover.tools.handlers import HealthSource, ManagerSource, register_tools
+
+if TYPE_CHECKING:
+    from gemini_failover.config import Settings
+    from gemini_failover.resilience.manager import FailoverManager
+
+SERVER_NAME = "gemini-failover"
+_LOG_LEVELS: dict[str, Literal["DEBUG", "INFO", "WARNING", "ERROR"]] = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+}
+HEALTH_URI = "health://status"
+
+INSTRUCTIONS = """\
+Gemini generation tools that keep working when a Gemini model does not. Every call \
+goes through one failover manager: transient errors are retried, rate limits are \
+waited out, a sick model's circuit breaker opens and traffic moves to the next model \
+in the chain that can serve the request, and a stream that breaks is continued on the \
+fallback. Each result says which model served it (served_by) and every failover.
+Tools: gemini_generate (one prompt), gemini_chat (a conversation), \
+gemini_generate_json (JSON validated against a schema), gemini_count_tokens, \
+gemini_embed, gemini_list_models, gemini_health. An error result says what happened \
+and what to do (for example how long to wait before retrying).
+Read health://status (or call gemini_health) to see whether Gemini is usable now."""
+
+
+def build_server(
+    settings: Settings,
+    manager: FailoverManager,
+    *,
+    emulator: bool = False,
+    health: HealthSource | None = None,
+) -> MCPServer:
+    """An MCPServer with the gemini_* tools and the ``health://status`` resource, over
+    a manager the caller owns (and starts and closes)."""
+
+    async def get_manager() -> FailoverManager:
+        return manager
+
+    async def default_health() -> dict[str, Any]:
+        from gemini_failover.server.health import health_document
+
+        return health_document(manager, emulator=emulator)
+
+    return assemble_server(get_manager, health or default_health, log_level=settings.log_level)
+
+
+def assemble_server(
+    get_manager: ManagerSource, health: HealthSource, *, log_level: str = "info"
+) -> MCPServer:
+    """The server over a manager that may still be starting: every tool call awaits
+    ``get_manager()``; the resource and gemini_health await ``health()``."""
+    server: MCPServer = MCPServer(
+        SERVER_NAME,
+        title="Gemini with failover",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        log_level=_LOG_LEVELS.get(log_level, "INFO"),
+    )
+    register_tools(server, get_manager, health)
+
+    async def read_health() -> str:
+        return json.dumps(await health(), indent=2)
+
+    server.add_resource(
+        FunctionResource.from_function(
+            read_health,
+            uri=HEALTH_URI,
+            name="health",
+            title="Gemini failover health",
+            description="Overall status (ok / degraded / down), the active model, each "
+            "model's circuit breaker, error rate, rate-limit and quota state, the last "
+            "failover and its reason, the state backend, the version, and whether the "
+            "server runs against the emulator. No secrets.",
+            mime_type="application/json",
+        )
+    )
+    return server

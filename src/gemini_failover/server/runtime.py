@@ -1,0 +1,311 @@
+"""The process-wide runtime: one backend, one failover manager, one metrics registry.
+
+Every transport serves every connection from the same Runtime. It is started once per
+process, around the transport (never in the MCP lifespan, which SSE enters once per
+connection), and closed when the transport stops.
+
+Start-up is split so that a stdio client gets its ``initialize`` and ``tools/list``
+answers about as fast as from a bare MCPServer: constructing a Runtime and building its
+server import only the MCP SDK and the tool definitions; ``start()`` imports the
+manager, metrics and logging stack in a worker thread and builds them, while the
+transport is already serving. Tool calls wait for it (``get_manager()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from gemini_failover.config import Settings
+    from gemini_failover.emulator import Emulator, EmulatorServer
+    from gemini_failover.observability.metrics import ManagerMetrics
+    from gemini_failover.resilience.manager import FailoverManager
+    from gemini_failover.resilience.state import StateStore
+    from gemini_failover.server.health import FailoverClock
+
+log = logging.getLogger("gemini_failover.server")
+
+#: The key sent to the in-process emulator (it only checks that one is present).
+EMULATOR_API_KEY = "emulator-mode-no-key"
+
+#: Imported in a worker thread by start(), off the event loop.
+_HEAVY_MODULES = (
+    "gemini_failover.observability.logging",
+    "gemini_failover.observability.metrics",
+    "gemini_failover.resilience.manager",
+    "gemini_failover.gemini.backend",
+    "gemini_failover.server.health",
+)
+
+
+class StartupError(Exception):
+    """The server cannot start as configured; the message says what to change."""
+
+
+MISSING_KEY = (
+    "GEMINI_API_KEY is not set: export GEMINI_API_KEY (or GOOGLE_API_KEY) with a Gemini "
+    "API key (in Claude Desktop: the server's env block), or run with --emulator to try "
+    "the server offline"
+)
+
+
+def require_api_key(settings: Settings, emulator: bool) -> None:
+    if emulator:
+        return
+    key = settings.api_key.get_secret_value().strip() if settings.api_key is not None else ""
+    if not key:
+        raise StartupError(MISSING_KEY)
+
+
+def register_secrets(settings: Settings) -> None:
+    """Tell the log redactor about every credential in the settings."""
+    from gemini_failover.observability.logging import register_secret
+
+    for secret in (settings.api_key, settings.auth_token, settings.redis_url):
+        if secret is not None:
+            register_secret(secret.get_secret_value())
+
+
+def _make_store(settings: Settings) -> StateStore | None:
+    """The Redis state store when ``redis_url`` is set (shared model state across
+    instances), else None: the manager keeps its state in memory."""
+    if settings.redis_url is None:
+        return None
+    from gemini_failover.resilience.redis_store import RedisStateStore
+
+    return RedisStateStore.from_settings(settings)
+
+
+def _import_heavy() -> None:
+    for name in _HEAVY_MODULES:
+        importlib.import_module(name)
+
+
+class Runtime:
+    """Owns the manager for the life of the process. ``async with Runtime(...)``.
+
+    ``emulator=True`` starts an in-process Gemini emulator on a free loopback port and
+    points the backend at it (no API key needed); ``emulator_scenario`` configures it.
+    Raises StartupError at construction when there is no API key (and no emulator).
+
+    ``settings_loader`` instead of ``settings``: the settings are loaded by ``start()``
+    (in a worker thread; a ConfigError or a missing key then fails start()).
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        settings_loader: Callable[[], Settings] | None = None,
+        emulator: bool = False,
+        emulator_scenario: str | None = None,
+    ) -> None:
+        if (settings is None) == (settings_loader is None):
+            raise TypeError("give settings or settings_loader (one of them)")
+        if settings is not None:
+            require_api_key(settings, emulator)
+        self._settings = settings
+        self._settings_loader = settings_loader
+        self.emulator_mode = emulator
+        self._scenario = emulator_scenario
+        self.emulator: Emulator | None = None
+        self._emulator_server: EmulatorServer | None = None
+        self._manager: FailoverManager | None = None
+        self._metrics: ManagerMetrics | None = None
+        self.failovers: FailoverClock | None = None
+        self.started_at: float | None = None
+        self._ready = asyncio.Event()
+        self._failed: BaseException | None = None
+        self._warm_up: asyncio.Task[None] | None = None
+        self._on_demand: Callable[[], None] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(
+        self,
+        *,
+        warm_up: bool = True,
+        on_settings: Callable[[Settings], None] | None = None,
+    ) -> None:
+        """Build and start the manager (once). ``warm_up``: then import google.genai in
+        a worker thread, so the first call does not pay for it. ``on_settings`` is
+        called with the settings before anything else happens (to configure logging)."""
+        if self._manager is not None or self._failed is not None:
+            raise RuntimeError("Runtime already started")
+        try:
+            await self._start(warm_up, on_settings)
+        except BaseException as exc:
+            self._failed = exc
+            self._ready.set()
+            raise
+
+    async def _start(self, warm_up: bool, on_settings: Callable[[Settings], None] | None) -> None:
+        await asyncio.to_thread(_import_heavy)
+        if self._settings is None:
+            assert self._settings_loader is not None
+            loaded = await asyncio.to_thread(self._settings_loader)
+            require_api_key(loaded, self.emulator_mode)
+            self._settings = loaded
+        if on_settings is not None:
+            on_settings(self._settings)
+        from gemini_failover.gemini.backend import GeminiBackend
+        from gemini_failover.observability.logging import EventLogger
+        from gemini_failover.observability.metrics import ManagerMetrics
+        from gemini_failover.resilience.manager import FailoverManager
+        from gemini_failover.server.health import FailoverClock
+
+        register_secrets(self.settings)
+        if self.emulator_mode:
+            self.settings = await self._start_emulator(self.settings)
+        settings = self.settings
+        api_key = settings.api_key.get_secret_value() if settings.api_key else ""
+        backend = GeminiBackend(
+            api_key=api_key, base_url=settings.base_url, api_version=settings.api_version
+        )
+        manager = FailoverManager(settings, backend, store=_make_store(settings))
+        metrics = ManagerMetrics(settings.models)
+        failovers = FailoverClock()
+        manager.events.subscribe(metrics.handle)
+        manager.events.subscribe(EventLogger().handle)
+        manager.events.subscribe(failovers.handle)
+        await manager.start()
+        self._manager, self._metrics, self.failovers = manager, metrics, failovers
+        self.started_at = time.time()
+        self._ready.set()
+        if warm_up:
+            self._warm_up = asyncio.create_task(backend.warm_up(), name="gemini-sdk-warm-up")
+        log.info(
+            "failover manager started (chain: %s; embeddings: %s; state: %s)",
+            ", ".join(settings.models),
+            ", ".join(settings.embedding_models),
+            manager.store_health.backend,
+        )
+
+    async def _start_emulator(self, settings: Settings) -> Settings:
+        from pydantic import SecretStr
+
+        from gemini_failover.emulator import Emulator, EmulatorServer, load_scenario
+        from gemini_failover.server.health import EMULATOR_NOTICE
+
+        scenario = load_scenario(self._scenario) if self._scenario else None
+        self.emulator = Emulator(scenario)
+        self._emulator_server = EmulatorServer(self.emulator, "127.0.0.1", 0)
+        await self._emulator_server.start()
+        base_url = self._emulator_server.base_url
+        log.warning("%s (emulator at %s)", EMULATOR_NOTICE, base_url)
+        return settings.model_copy(
+            update={"base_url": base_url, "api_key": SecretStr(EMULATOR_API_KEY)}
+        )
+
+    async def aclose(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._warm_up
+            self._warm_up = None
+        if self._manager is not None:
+            await self._manager.aclose()
+            self._manager = None
+        if self._emulator_server is not None:
+            await self._emulator_server.stop()
+            self._emulator_server = None
+
+    # -- what the transports and tools use ----------------------------------------------
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            raise RuntimeError("settings not loaded yet (Runtime not started)")
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: Settings) -> None:
+        self._settings = value
+
+    def fail(self, exc: BaseException) -> None:
+        """Record a start-up failure found outside start(); tool calls then report it."""
+        self._failed = exc
+        self._ready.set()
+
+    @property
+    def start_error(self) -> BaseException | None:
+        """Why start() failed, if it did."""
+        return self._failed
+
+    @property
+    def started(self) -> bool:
+        return self._manager is not None
+
+    @property
+    def manager(self) -> FailoverManager:
+        if self._manager is None:
+            raise RuntimeError("Runtime not started")
+        return self._manager
+
+    @property
+    def metrics(self) -> ManagerMetrics:
+        if self._metrics is None:
+            raise RuntimeError("Runtime not started")
+        return self._metrics
+
+    def start_on_demand(self, kick: Callable[[], None]) -> None:
+        """``kick()`` (idempotent) gets start() going; get_manager() calls it when the
+        runtime is not started yet (the stdio transport starts it lazily)."""
+        self._on_demand = kick
+
+    async def get_manager(self) -> FailoverManager:
+        """The manager, once started (waits while it is starting)."""
+        if not self._ready.is_set() and self._on_demand is not None:
+            self._on_demand()
+        await self._ready.wait()
+        if self._manager is None:
+            from mcp.server.mcpserver.exceptions import ToolError
+
+            reason = f": {self._failed}" if self._failed is not None else ""
+            raise ToolError(f"the Gemini failover server failed to start{reason}")
+        return self._manager
+
+    def health_now(self) -> dict[str, Any]:
+        from gemini_failover.server.health import health_document
+
+        return health_document(
+            self.manager,
+            emulator=self.emulator_mode,
+            started_at=self.started_at,
+            failovers=self.failovers,
+        )
+
+    async def health(self) -> dict[str, Any]:
+        await self.get_manager()
+        return self.health_now()
+
+    def build_server(self) -> MCPServer:
+        """The MCP server over this runtime; usable before start() has finished."""
+        from gemini_failover.server.app import assemble_server
+
+        level = self._settings.log_level if self._settings is not None else "info"
+        return assemble_server(self.get_manager, self.health, log_level=level)
+
+
+__all__ = ["Runtime", "StartupError", "register_secrets", "require_api_key"]

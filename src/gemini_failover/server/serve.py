@@ -1,0 +1,297 @@
+"""``gemini-failover serve``: settings -> logging -> runtime -> one transport.
+
+stdio (default) speaks MCP on stdin/stdout, so every log line goes to stderr. To answer
+``initialize`` and ``tools/list`` about as fast as a bare MCPServer, the stdio path
+only checks that an API key is present before it starts serving; the settings, the
+logging stack and the failover manager are loaded by ``Runtime.start()`` while stdio
+is already answering (a bad setting then ends the process with the same clear error).
+The HTTP transports (streamable HTTP at /mcp, SSE at /sse) load everything first and
+run uvicorn on a socket bound here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from gemini_failover.server.runtime import MISSING_KEY, Runtime, StartupError, register_secrets
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
+    from gemini_failover.config import Settings
+
+log = logging.getLogger("gemini_failover.server")
+
+Transport = Literal["stdio", "sse", "http"]
+
+#: Longest wait before the stdio runtime starts without being asked (see serve_stdio).
+STDIO_START_DELAY = 1.0
+
+#: Environment variables pydantic-settings reads the API key from (case-insensitive).
+API_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "API_KEY")
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    transport: Transport = "stdio"
+    host: str | None = None  # None: settings.host
+    port: int | None = None  # None: settings.port
+    config_file: str | None = None
+    metrics_port: int | None = None  # None: settings.metrics_port
+    emulator: bool = False
+    scenario: str | None = None
+    allowed_hosts: tuple[str, ...] = field(default=())
+
+
+def load(options: ServeOptions) -> Settings:
+    """The settings, with every problem as a StartupError (the message says the fix)."""
+    from gemini_failover.config import ConfigError, load_settings
+
+    try:
+        return load_settings(options.config_file)
+    except ConfigError as exc:
+        raise StartupError(str(exc)) from None
+
+
+def check(options: ServeOptions, settings: Settings) -> None:
+    """What would stop the server from serving: missing key, open non-loopback bind."""
+    from gemini_failover.server.runtime import require_api_key
+
+    require_api_key(settings, options.emulator)
+    if options.transport != "stdio" or _metrics_port(options, settings) is not None:
+        from gemini_failover.server.http import Security
+
+        Security.for_bind(_host(options, settings), _token(settings), options.allowed_hosts)
+
+
+def quick_key_check(options: ServeOptions) -> None:
+    """Without a config file the key can only come from the environment: fail now."""
+    if options.emulator or options.config_file is not None:
+        return
+    names = {name.upper() for name, value in os.environ.items() if value.strip()}
+    if not names.intersection(API_KEY_VARIABLES):
+        raise StartupError(MISSING_KEY)
+
+
+def _host(options: ServeOptions, settings: Settings) -> str:
+    return options.host if options.host is not None else settings.host
+
+
+def _metrics_port(options: ServeOptions, settings: Settings) -> int | None:
+    return options.metrics_port if options.metrics_port is not None else settings.metrics_port
+
+
+def _token(settings: Settings) -> str | None:
+    return settings.auth_token.get_secret_value() if settings.auth_token else None
+
+
+# -- logging ------------------------------------------------------------------------------
+
+
+class _EarlyHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Warnings to stderr until structlog is configured (and so that the MCP SDK's
+    logging.basicConfig does not install a handler of its own)."""
+
+
+def early_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = _EarlyHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+
+
+def full_logging(settings: Settings) -> None:
+    """structlog to stderr, redacted; secrets registered with the redactor."""
+    from gemini_failover.observability.logging import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    register_secrets(settings)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _EarlyHandler)]:
+        root.removeHandler(handler)
+
+
+# -- sockets and uvicorn ------------------------------------------------------------------
+
+
+def bind(host: str, port: int) -> socket.socket:
+    bare = host.strip("[]")
+    family = socket.AF_INET6 if ":" in bare else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((bare, port))
+        sock.setblocking(False)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}" if ":" in bare else f"http://{bare}:{port}"
+
+
+async def run_uvicorn(
+    app: ASGIApp, sock: socket.socket, *, lifespan: Literal["on", "off"] = "on"
+) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        lifespan=lifespan,
+        log_config=None,  # our structlog handler (stderr, redacted) takes uvicorn's records
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        sock.close()
+
+
+# -- transports -----------------------------------------------------------------------------
+
+
+def _settings_loaded(
+    options: ServeOptions, runtime: Runtime, tg: anyio.abc.TaskGroup, settings: Settings
+) -> None:
+    """Runs inside Runtime.start(), before any tool call can proceed: configure
+    logging, re-check the settings, and open the metrics port (listening at once, so
+    it accepts connections from the moment the first tool call succeeds)."""
+    full_logging(settings)
+    check(options, settings)
+    metrics_port = _metrics_port(options, settings)
+    if metrics_port is not None:
+        from gemini_failover.server.http import Security, metrics_app
+
+        host = _host(options, settings)
+        security = Security.for_bind(host, _token(settings), options.allowed_hosts)
+        sock = bind(host, metrics_port)
+        sock.listen(128)
+        log.info("metrics at %s/metrics", url_of(host, sock.getsockname()[1]))
+        app = metrics_app(runtime, security)
+        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, sock)
+
+
+async def _start_in_background(
+    runtime: Runtime, options: ServeOptions, tg: anyio.abc.TaskGroup
+) -> None:
+    """Start the runtime while stdio already answers; on a start-up error, stop."""
+    try:
+        await runtime.start(on_settings=functools.partial(_settings_loaded, options, runtime, tg))
+    except Exception as exc:
+        from gemini_failover.config import ConfigError
+
+        if not isinstance(exc, ConfigError | StartupError | OSError):
+            raise
+        log.error("start-up failed: %s", exc)
+        runtime.fail(StartupError(str(exc)))
+        tg.cancel_scope.cancel()
+
+
+class _StartAfterListing:
+    """MCP middleware: once the client has listed the tools, start the runtime."""
+
+    def __init__(self, kick: Callable[[], None]) -> None:
+        self.kick = kick
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        result = await call_next(ctx)
+        if ctx.method == "tools/list":
+            self.kick()
+        return result
+
+
+async def _kick_later(kick: Callable[[], None]) -> None:
+    await anyio.sleep(STDIO_START_DELAY)
+    kick()
+
+
+async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
+    """Serve stdio. The runtime starts after the client's first tools/list, on the
+    first tool call, or STDIO_START_DELAY seconds after start, whichever comes first:
+    its imports then do not slow down the handshake."""
+    server = runtime.build_server()
+    try:
+        async with anyio.create_task_group() as tg:
+            kicked = False
+
+            def kick() -> None:
+                nonlocal kicked
+                if not kicked:
+                    kicked = True
+                    tg.start_soon(_start_in_background, runtime, options, tg)
+
+            runtime.start_on_demand(kick)
+            server.middleware.append(_StartAfterListing(kick))
+            tg.start_soon(_kick_later, kick)
+            await server.run_stdio_async()
+            tg.cancel_scope.cancel()
+    finally:
+        await runtime.aclose()
+    failed = runtime.start_error
+    if isinstance(failed, StartupError):
+        raise failed
+
+
+async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
+    from gemini_failover.server.http import MCP_PATH, SSE_PATH, Security, build_http_app
+
+    settings = runtime.settings
+    token = _token(settings)
+    host = _host(options, settings)
+    security = Security.for_bind(host, token, options.allowed_hosts)
+    port = options.port if options.port is not None else settings.port
+    sock = bind(host, port)
+    async with runtime:
+        server = runtime.build_server()
+        base = url_of(host, sock.getsockname()[1])
+        transport = options.transport
+        log.info(
+            "serving MCP over %s at %s%s (auth: %s; metrics: %s/metrics)",
+            "streamable HTTP" if transport == "http" else "SSE",
+            base,
+            MCP_PATH if transport == "http" else SSE_PATH,
+            "bearer token" if token else "none (loopback only)",
+            base,
+        )
+        app = build_http_app(runtime, server, "http" if transport == "http" else "sse", security)
+        await run_uvicorn(app, sock)
+
+
+def run(options: ServeOptions) -> None:
+    """Blocking entry point (the CLI). Every start-up problem is a StartupError."""
+    if options.transport == "stdio":
+        quick_key_check(options)
+        early_logging()
+        runtime = Runtime(
+            settings_loader=functools.partial(load, options),
+            emulator=options.emulator,
+            emulator_scenario=options.scenario,
+        )
+        main = serve_stdio(runtime, options)
+    else:
+        settings = load(options)
+        check(options, settings)
+        full_logging(settings)
+        runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
+        main = serve_http(runtime, options)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main)

@@ -1,0 +1,295 @@
+"""The MCP tools: names, flat parameters with their bounds, descriptions written for
+the model that picks the tool, and truthful annotations.
+
+Each handler runs the checks a parameter schema cannot express (validation.py), then
+hands over to calls.py: one call into the shared FailoverManager, RequestFailed mapped
+to a ToolError, a structured result with provenance. calls.py (and with it the request
+path) is imported by the first tool call, so listing the tools stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from gemini_failover.tools import validation as v
+from gemini_failover.tools.models import (
+    ChatTurn,
+    CountTokensOutput,
+    EmbedOutput,
+    GenerateOutput,
+    JsonOutput,
+    ModelsOutput,
+)
+
+if TYPE_CHECKING:
+    from gemini_failover.resilience.manager import FailoverManager
+
+#: Returns the process's failover manager (waits while the runtime is starting).
+ManagerSource = Callable[[], Awaitable["FailoverManager"]]
+#: Returns the health document.
+HealthSource = Callable[[], Awaitable[dict[str, Any]]]
+Ctx = Context[Any, Any]
+
+
+def _calls() -> ModuleType:
+    """The request path, imported by the first tool call (not by tools/list)."""
+    from gemini_failover.tools import calls
+
+    return calls
+
+
+# -- parameter types (flat, with bounds and descriptions) -------------------------------
+
+Prompt = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="What to ask Gemini. Plain text; up to 4 MiB.",
+    ),
+]
+SystemInstruction = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        description="Optional instructions that frame every answer (role, tone, format).",
+    ),
+]
+Temperature = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=2.0,
+        allow_inf_nan=False,
+        description="Randomness, 0 to 2. Low for facts and code, high for brainstorming. "
+        "Omit for the model's default.",
+    ),
+]
+TopP = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        allow_inf_nan=False,
+        description="Nucleus sampling, 0 to 1. Omit for the model's default.",
+    ),
+]
+MaxOutputTokens = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=v.MAX_OUTPUT_TOKENS,
+        description="Cap on the answer's length in tokens (about 4 characters each). "
+        "Omit for the model's default.",
+    ),
+]
+StopSequences = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=v.MAX_STOP_SEQUENCE_CHARS)]] | None,
+    Field(
+        max_length=v.MAX_STOP_SEQUENCES,
+        description="Up to 5 strings; the answer ends before the first one it would produce.",
+    ),
+]
+
+# -- annotations (truthful hints for the client) ----------------------------------------
+
+#: Generation reads nothing and changes nothing the client owns, but calls an external
+#: service and returns a different answer each time (and spends quota).
+_GENERATE = ToolAnnotations(
+    readOnlyHint=True, destructiveHint=False, idempotentHint=False, openWorldHint=True
+)
+#: Same input, same result; calls Gemini.
+_LOOKUP = ToolAnnotations(
+    readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=True
+)
+#: Reports this server's own state; no upstream call.
+_LOCAL = ToolAnnotations(
+    readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False
+)
+
+_PROVENANCE_NOTE = (
+    " The result names the model that served it (served_by), every attempt, every "
+    "failover and its reason."
+)
+
+
+def register_tools(server: MCPServer, get_manager: ManagerSource, health: HealthSource) -> None:
+    """Add the seven gemini_* tools to ``server``. ``get_manager`` is awaited by each
+    call, so the server can answer the handshake before the manager is built."""
+
+    async def gemini_generate(
+        prompt: Prompt,
+        ctx: Ctx,
+        system_instruction: SystemInstruction = None,
+        temperature: Temperature = None,
+        top_p: TopP = None,
+        max_output_tokens: MaxOutputTokens = None,
+        stop_sequences: StopSequences = None,
+    ) -> GenerateOutput:
+        v.check_prompt(prompt, system_instruction)
+        stops = v.check_stop_sequences(stop_sequences)
+        output: GenerateOutput = await _calls().generate(
+            await get_manager(),
+            ctx,
+            [("user", prompt)],
+            system_instruction=system_instruction,
+            temperature=temperature,
+            top_p=top_p,
+            max_output_tokens=max_output_tokens,
+            stop_sequences=stops,
+        )
+        return output
+
+    async def gemini_chat(
+        turns: Annotated[
+            list[ChatTurn],
+            Field(
+                min_length=1,
+                max_length=v.MAX_CHAT_TURNS,
+                description="The conversation so far, oldest first: user and model turns, "
+                "starting and ending with a user turn.",
+            ),
+        ],
+        ctx: Ctx,
+        system_instruction: SystemInstruction = None,
+        temperature: Temperature = None,
+        top_p: TopP = None,
+        max_output_tokens: MaxOutputTokens = None,
+        stop_sequences: StopSequences = None,
+    ) -> GenerateOutput:
+        pairs = [(t.role, t.text) for t in turns]
+        v.check_turns(pairs, system_instruction)
+        stops = v.check_stop_sequences(stop_sequences)
+        output: GenerateOutput = await _calls().generate(
+            await get_manager(),
+            ctx,
+            pairs,
+            system_instruction=system_instruction,
+            temperature=temperature,
+            top_p=top_p,
+            max_output_tokens=max_output_tokens,
+            stop_sequences=stops,
+        )
+        return output
+
+    async def gemini_generate_json(
+        prompt: Prompt,
+        schema: Annotated[
+            dict[str, Any],
+            Field(
+                description="A JSON Schema (object) the answer must validate against, e.g. "
+                '{"type": "object", "properties": {"name": {"type": "string"}}, '
+                '"required": ["name"]}. Only local $refs (#/$defs/...).',
+            ),
+        ],
+        system_instruction: SystemInstruction = None,
+        temperature: Temperature = None,
+        max_output_tokens: MaxOutputTokens = None,
+    ) -> JsonOutput:
+        v.check_prompt(prompt, system_instruction)
+        checked = v.check_json_schema(schema)
+        output: JsonOutput = await _calls().generate_json(
+            await get_manager(),
+            prompt,
+            checked,
+            system_instruction=system_instruction,
+            temperature=temperature,
+            max_output_tokens=max_output_tokens,
+        )
+        return output
+
+    async def gemini_count_tokens(
+        text: Annotated[str, Field(min_length=1, description="The text to measure.")],
+    ) -> CountTokensOutput:
+        v.check_total_size("text", v.require_text("text", text))
+        output: CountTokensOutput = await _calls().count_tokens(await get_manager(), text)
+        return output
+
+    async def gemini_embed(
+        texts: Annotated[
+            list[str],
+            Field(
+                min_length=1,
+                max_length=v.MAX_EMBED_TEXTS,
+                description="1 to 100 texts to embed, each non-empty.",
+            ),
+        ],
+    ) -> EmbedOutput:
+        v.check_texts(texts)
+        output: EmbedOutput = await _calls().embed(await get_manager(), texts)
+        return output
+
+    async def gemini_list_models() -> ModelsOutput:
+        output: ModelsOutput = _calls().list_models(await get_manager())
+        return output
+
+    async def gemini_health() -> dict[str, Any]:
+        return await health()
+
+    server.add_tool(
+        gemini_generate,
+        title="Generate text with Gemini",
+        description="Ask Gemini a single question or give it a task and get text back. "
+        "Use for anything one prompt can carry (answers, summaries, drafts, code). "
+        "Survives a failing Gemini model: retries, then moves to a fallback model that "
+        "can serve the request; a long answer that breaks mid-way is continued. "
+        "Streams the text as progress notifications when the client asks for progress."
+        + _PROVENANCE_NOTE,
+        annotations=_GENERATE,
+    )
+    server.add_tool(
+        gemini_chat,
+        title="Continue a conversation with Gemini",
+        description="Send Gemini a multi-turn conversation (user and model turns, oldest "
+        "first, ending with the user's latest message) and get the next model turn. Use "
+        "instead of gemini_generate when earlier turns matter. Same failover, streaming "
+        "and provenance as gemini_generate.",
+        annotations=_GENERATE,
+    )
+    server.add_tool(
+        gemini_generate_json,
+        title="Generate JSON that fits a schema",
+        description="Ask Gemini for structured data: the answer is a JSON value validated "
+        "against the JSON Schema you give (returned in 'value'). Use for extraction, "
+        "classification and any output a program will read. Only models that support "
+        "structured output serve it; an answer that does not validate is retried or "
+        "served by another model." + _PROVENANCE_NOTE,
+        annotations=_GENERATE,
+    )
+    server.add_tool(
+        gemini_count_tokens,
+        title="Count tokens",
+        description="Count how many Gemini tokens a text takes (to check it fits a context "
+        "window or a budget before sending it). Served by the first healthy model.",
+        annotations=_LOOKUP,
+    )
+    server.add_tool(
+        gemini_embed,
+        title="Embed texts",
+        description="Turn 1 to 100 texts into embedding vectors (for search, clustering, "
+        "similarity). All vectors of one call come from one embedding model: it never "
+        "mixes vectors from different embedding spaces.",
+        annotations=_LOOKUP,
+    )
+    server.add_tool(
+        gemini_list_models,
+        title="List the Gemini models in the failover chain",
+        description="The models this server can use, in failover order, with each one's "
+        "limits (context window, output tokens, JSON support) and live state (circuit "
+        "breaker, error rate, rate-limit and quota cool-downs). No Gemini call.",
+        annotations=_LOCAL,
+    )
+    server.add_tool(
+        gemini_health,
+        title="Health of the Gemini failover server",
+        description="Is Gemini usable right now? Overall status (ok / degraded / down), the "
+        "model taking traffic, each model's breaker and cool-downs, the last failover and "
+        "its reason, and the shared-state backend. Same document as the health://status "
+        "resource. No Gemini call.",
+        annotations=_LOCAL,
+    )

@@ -1,0 +1,96 @@
+"""Structured results of the tools (their ``outputSchema``).
+
+Every answer carries its provenance: which model served it (``served_by``), every
+attempt and its outcome, every failover and why, and for generated text which model
+produced which character span (a stream that broke on one model and was continued on
+the next has two spans).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Attempt(_Out):
+    model: str
+    outcome: str = Field(description='"ok", or what went wrong: an HTTP status, "timeout", ...')
+
+
+class Failover(_Out):
+    from_: str = Field(alias="from", description="The model that was left.")
+    to: str = Field(description="The model that took over.")
+    reason: str = Field(description="Why: transient, timeout, breaker_open, quota_exhausted, ...")
+
+
+class Skipped(_Out):
+    model: str
+    reason: str = Field(description="Why this model was not tried for this request.")
+
+
+class Span(_Out):
+    model: str
+    start: int = Field(description="First character of the text this model produced.")
+    end: int = Field(description="One past the last character.")
+
+
+class TokenUsage(_Out):
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class _Provenance(_Out):
+    served_by: str = Field(description="The model that produced the (end of the) answer.")
+    attempts: list[Attempt] = Field(description="Every upstream call, in order.")
+    failovers: list[Failover] = Field(description="Every move to another model, in order.")
+    skipped: list[Skipped] = Field(
+        default_factory=list, description="Models not tried (breaker open, cannot serve it, ...)."
+    )
+    request_id: str = Field(description="Quote it when reporting a problem: it is in the logs.")
+
+
+class GenerateOutput(_Provenance):
+    text: str = Field(description="The answer.")
+    finish_reason: str = Field(description="STOP, MAX_TOKENS, ...")
+    spans: list[Span] = Field(description="Which model produced which part of the text.")
+    usage: TokenUsage
+
+
+class JsonOutput(_Provenance):
+    value: Any = Field(description="The answer: a JSON value that validates against the schema.")
+    usage: TokenUsage
+
+
+class CountTokensOutput(_Provenance):
+    total_tokens: int = Field(description="Tokens the text takes in the serving model.")
+
+
+class EmbedOutput(_Provenance):
+    embeddings: list[list[float]] = Field(description="One vector per text, in order.")
+    dimensions: int = Field(description="Length of each vector.")
+
+
+class ModelsOutput(_Out):
+    active_model: str = Field(description="The model currently taking generation traffic.")
+    models: list[dict[str, Any]] = Field(
+        description="Each model in the generation and embedding chains with its role, "
+        "profile (limits, features) and live state (breaker, error rate, cool-downs)."
+    )
+
+
+Role = Literal["user", "model"]
+
+
+class ChatTurn(BaseModel):
+    """One turn of a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role = Field(description='"user" for the person, "model" for earlier Gemini answers.')
+    text: str = Field(min_length=1, description="What was said in this turn.")
