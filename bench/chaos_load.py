@@ -85,11 +85,23 @@ async def run(base_url: str, total: int, concurrency: int) -> str:
     rows = [
         Row("availability", f"{availability:.4%}", "", "", ">= 99.9%", ok(availability >= 0.999)),
         Row("throughput", f"{total / elapsed:.0f} req/s", "", "", "", ""),
-        Row("latency p50 / p99", f"{median(latencies) * 1e3:.1f} / {pct(latencies, 99) * 1e3:.1f} ms",
-            "", "", "", ""),
+        Row(
+            "latency p50 / p99",
+            f"{median(latencies) * 1e3:.1f} / {pct(latencies, 99) * 1e3:.1f} ms",
+            "",
+            "",
+            "",
+            "",
+        ),
         Row("served by fallback", f"{fallback_share:.1%}", "", "", "", ""),
-        Row("primary attempts per request", f"{attempts['load-primary'] / total:.2f}", "", "",
-            "", ""),
+        Row(
+            "primary attempts per request",
+            f"{attempts['load-primary'] / total:.2f}",
+            "",
+            "",
+            "",
+            "",
+        ),
         Row("failed requests", str(dict(failures) or 0), "", "", "", ""),
         Row("peak RSS", f"{rss_mb:.0f} MB", "", "", "", ""),
     ]

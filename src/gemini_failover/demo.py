@@ -131,24 +131,39 @@ class View:
         for column in ("phase", "tool", "served by", "attempts", "failovers", "ms"):
             calls.add_column(column)
         for c in self.calls[-12:]:
-            served = Text(c.error or c.served_by, style="red" if c.error else
-                          ("green" if c.served_by == PRIMARY else "yellow"))
-            calls.add_row(c.phase, c.tool, served, " ".join(c.attempts),
-                          " ".join(c.failovers), f"{c.latency_ms:.0f}")
+            served = Text(
+                c.error or c.served_by,
+                style="red" if c.error else ("green" if c.served_by == PRIMARY else "yellow"),
+            )
+            calls.add_row(
+                c.phase,
+                c.tool,
+                served,
+                " ".join(c.attempts),
+                " ".join(c.failovers),
+                f"{c.latency_ms:.0f}",
+            )
         models = Table(title="models")
         for column in ("model", "role", "breaker", "error rate", "active"):
             models.add_column(column)
         for m in self.health.get("models", []):
             state = m["breaker"]["state"]
             style = {"closed": "green", "half_open": "yellow", "open": "red"}.get(state, "")
-            models.add_row(m["model"], m["role"], Text(state, style=style),
-                           f"{m['error_rate']:.0%}", "*" if m["active"] else "")
+            models.add_row(
+                m["model"],
+                m["role"],
+                Text(state, style=style),
+                f"{m['error_rate']:.0%}",
+                "*" if m["active"] else "",
+            )
         status = self.health.get("status", "?")
         return Group(
             calls,
             models,
-            Panel(f"status: {status}   calls: {len(self.calls)}   failed: "
-                  f"{sum(1 for c in self.calls if c.error)}"),
+            Panel(
+                f"status: {status}   calls: {len(self.calls)}   failed: "
+                f"{sum(1 for c in self.calls if c.error)}"
+            ),
         )
 
 
@@ -196,8 +211,15 @@ class Drill:
         )
         summary.continuations += max(0, len(data.get("spans", [])) - 1)
         self.view.add(
-            CallRecord(summary.name, tool, data["served_by"], attempts, failovers,
-                       len(data.get("spans", [])), latency)
+            CallRecord(
+                summary.name,
+                tool,
+                data["served_by"],
+                attempts,
+                failovers,
+                len(data.get("spans", [])),
+                latency,
+            )
         )
         await self.health()
         return data
@@ -231,24 +253,38 @@ class Drill:
         self.expect("all 5 calls served by the primary", served == [PRIMARY] * 5, str(served))
 
     async def rate_limit_storm(self) -> None:
-        self.begin("429 storm", "the primary rate-limits: wait it out, do not stampede the fallback")
+        self.begin(
+            "429 storm", "the primary rate-limits: wait it out, do not stampede the fallback"
+        )
         fallback_before = self.calls_to(FALLBACK)
         self.emulator.configure(
             PRIMARY,
-            faults=[{"kind": "status", "code": 429, "retry_after": 1.5, "count": 6,
-                     "actions": ["generate"]}],
+            faults=[
+                {
+                    "kind": "status",
+                    "code": 429,
+                    "retry_after": 1.5,
+                    "count": 6,
+                    "actions": ["generate"],
+                }
+            ],
         )
         results = await asyncio.gather(
             *(self.call("gemini_generate", {"prompt": f"Burst question {i}"}) for i in range(6))
         )
         ok = [r for r in results if r is not None]
         self.expect("every burst call answered", len(ok) == 6, f"{len(ok)}/6")
-        self.expect("all answered by the primary after backing off",
-                    all(r["served_by"] == PRIMARY for r in ok))
-        self.expect("zero calls stampeded onto the fallback",
-                    self.calls_to(FALLBACK) == fallback_before)
-        self.expect("the primary answered 429 and was retried after Retry-After",
-                    any("429" in a["outcome"] for r in ok for a in r["attempts"]))
+        self.expect(
+            "all answered by the primary after backing off",
+            all(r["served_by"] == PRIMARY for r in ok),
+        )
+        self.expect(
+            "zero calls stampeded onto the fallback", self.calls_to(FALLBACK) == fallback_before
+        )
+        self.expect(
+            "the primary answered 429 and was retried after Retry-After",
+            any("429" in a["outcome"] for r in ok for a in r["attempts"]),
+        )
         self.emulator.configure(PRIMARY, faults=[])
 
     async def stream_cut(self) -> None:
@@ -272,13 +308,20 @@ class Drill:
             self.expect("the cut stream was completed", False)
             return
         spans = data.get("spans", [])
-        self.expect("the answer is complete and exactly the expected text",
-                    data["text"] == expected_text(prompt))
-        self.expect("the streamed deltas add up to the answer, nothing repeated",
-                    "".join(deltas) == data["text"], f"{len(deltas)} deltas")
-        self.expect("two spans: primary, then fallback",
-                    [s["model"] for s in spans] == [PRIMARY, FALLBACK],
-                    ", ".join(f"{s['model']} [{s['start']}:{s['end']})" for s in spans))
+        self.expect(
+            "the answer is complete and exactly the expected text",
+            data["text"] == expected_text(prompt),
+        )
+        self.expect(
+            "the streamed deltas add up to the answer, nothing repeated",
+            "".join(deltas) == data["text"],
+            f"{len(deltas)} deltas",
+        )
+        self.expect(
+            "two spans: primary, then fallback",
+            [s["model"] for s in spans] == [PRIMARY, FALLBACK],
+            ", ".join(f"{s['model']} [{s['start']}:{s['end']})" for s in spans),
+        )
 
     async def outage(self) -> None:
         self.begin("primary outage", "the primary returns 503: retry, open the breaker, fail over")
@@ -295,8 +338,11 @@ class Drill:
         self.expect("the fallback took over", served[-1] == FALLBACK)
         self.expect("the primary's breaker is open", primary["breaker"]["state"] == "open")
         spent = self.calls_to(PRIMARY) - primary_before
-        self.expect("the sick primary got only the first request's retries", spent <= 3,
-                    f"{spent} primary calls for 8 requests")
+        self.expect(
+            "the sick primary got only the first request's retries",
+            spent <= 3,
+            f"{spent} primary calls for 8 requests",
+        )
 
     async def recovery(self) -> None:
         self.begin("recovery", "the primary heals: half-open probes, sustained health, switch back")
@@ -312,11 +358,16 @@ class Drill:
                 states.append(state)
             await asyncio.sleep(max(self.pace, 0.2))  # steady traffic while it heals
         self.expect("traffic switched back to the primary", health["active_model"] == PRIMARY)
-        self.expect("it went through half-open before closing",
-                    "half_open" in states and states[-1] == "closed", " -> ".join(states))
+        self.expect(
+            "it went through half-open before closing",
+            "half_open" in states and states[-1] == "closed",
+            " -> ".join(states),
+        )
         data = await self.call("gemini_generate", {"prompt": "Final check"})
-        self.expect("the next call is served by the primary",
-                    data is not None and data["served_by"] == PRIMARY)
+        self.expect(
+            "the next call is served by the primary",
+            data is not None and data["served_by"] == PRIMARY,
+        )
 
     async def run(self) -> bool:
         from mcp import Client, StdioServerParameters
@@ -345,32 +396,55 @@ class Drill:
             params = StdioServerParameters(
                 command=sys.executable, args=["-m", "gemini_failover.cli", "serve"], env=env
             )
-            self.view.say(f"emulator on {server.base_url}; starting `gemini-failover serve` (stdio)")
+            self.view.say(
+                f"emulator on {server.base_url}; starting `gemini-failover serve` (stdio)"
+            )
             async with Client(params) as client:
                 self.client = client
                 tools = await client.list_tools()
                 self.view.say("tools: " + ", ".join(t.name for t in tools.tools))
                 await self.health()
-                for phase in (self.normal, self.rate_limit_storm, self.stream_cut,
-                              self.outage, self.recovery):
+                for phase in (
+                    self.normal,
+                    self.rate_limit_storm,
+                    self.stream_cut,
+                    self.outage,
+                    self.recovery,
+                ):
                     await phase()
         return all(c.passed for s in self.summaries for c in s.checks)
 
     def summary(self) -> Table:
         table = Table(title="outage drill summary")
-        for column in ("phase", "calls", "failed", "failovers", "retries", "sheds",
-                       "continuations", "checks"):
+        for column in (
+            "phase",
+            "calls",
+            "failed",
+            "failovers",
+            "retries",
+            "sheds",
+            "continuations",
+            "checks",
+        ):
             table.add_column(column)
         for s in self.summaries:
             passed = sum(c.passed for c in s.checks)
-            table.add_row(s.name, str(s.calls), str(s.failed), str(s.failovers),
-                          str(s.retries), str(s.sheds), str(s.continuations),
-                          f"{passed}/{len(s.checks)}")
+            table.add_row(
+                s.name,
+                str(s.calls),
+                str(s.failed),
+                str(s.failovers),
+                str(s.retries),
+                str(s.sheds),
+                str(s.continuations),
+                f"{passed}/{len(s.checks)}",
+            )
         return table
 
 
-async def run_demo(*, console: Console | None = None, live: bool | None = None,
-                   pace: float = 0.3) -> bool:
+async def run_demo(
+    *, console: Console | None = None, live: bool | None = None, pace: float = 0.3
+) -> bool:
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 110)
@@ -386,13 +460,17 @@ async def run_demo(*, console: Console | None = None, live: bool | None = None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gemini-failover demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gemini-failover demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--fast", action="store_true", help="no pacing between calls")
     parser.add_argument("--plain", action="store_true", help="plain lines, no live view")
     args = parser.parse_args(argv)
-    passed = asyncio.run(run_demo(live=False if args.plain else None,
-                                  pace=0.0 if args.fast else 0.3))
+    passed = asyncio.run(
+        run_demo(live=False if args.plain else None, pace=0.0 if args.fast else 0.3)
+    )
     return 0 if passed else 1
 
 

@@ -40,7 +40,9 @@ async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
         )
         == 1
     )
-    assert value("dualmodelmanager_retries_total", {"model": "primary", "category": "transient"}) == 2
+    assert (
+        value("dualmodelmanager_retries_total", {"model": "primary", "category": "transient"}) == 2
+    )
 
     # steady traffic until the primary has been healthy long enough to close
     deadline = time.monotonic() + 5
@@ -52,7 +54,11 @@ async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
     assert value("dualmodelmanager_circuit_breaker_state", {"model": "primary"}) == 0
     assert active("primary", "primary") == 1
     assert active("fallback", "secondary") == 0
-    for from_state, to_state in [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]:
+    for from_state, to_state in [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]:
         labels = {"model": "primary", "from_state": from_state, "to_state": to_state}
         assert value("dualmodelmanager_circuit_breaker_transitions_total", labels) == 1
     primary_ok = value("dualmodelmanager_requests_total", {"model": "primary", "status_code": "ok"})

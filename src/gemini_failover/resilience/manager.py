@@ -181,6 +181,11 @@ class FailoverManager:
         await self.store.start(self, list(self._models))
 
     async def aclose(self) -> None:
+        tasks = [m.info_task for m in self._models.values() if m.info_task is not None]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
         await self.store.aclose()
         await self.backend.aclose()
 
@@ -612,8 +617,8 @@ class FailoverManager:
         if c.category is Category.AUTH:
             raise RequestFailed(
                 c.category,
-                f"Gemini rejected the credentials ({c.status}) for {state.name}: {c.message}. "
-                "Check GEMINI_API_KEY; the operator has been alerted.",
+                f"Gemini rejected the credentials ({c.status}) for {state.name}: "
+                f"{c.message.rstrip('. ')}. Check GEMINI_API_KEY; the operator has been alerted.",
             )
         if c.category is Category.BLOCKED:
             raise RequestFailed(c.category, c.message)
