@@ -112,7 +112,8 @@ async def test_embed_content_is_deterministic_unit_vectors(
     assert len(sized.embeddings[0].values) == 32
     with pytest.raises(errors.ClientError) as too_big:
         await models.embed_content(
-            model="emb", contents="hello",
+            model="emb",
+            contents="hello",
             config=types.EmbedContentConfig(output_dimensionality=64),
         )
     assert too_big.value.code == 400
@@ -193,7 +194,8 @@ async def test_unknown_models_can_be_refused(make_genai_client: object) -> None:
         client = genai.Client(
             api_key="k",
             http_options=types.HttpOptions(
-                base_url=server.base_url, api_version="v1beta",
+                base_url=server.base_url,
+                api_version="v1beta",
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
@@ -347,8 +349,9 @@ async def test_structured_output_openapi_schema_parses(
         age: int = Field(ge=18, le=30)
         tags: list[str]
 
-    config = types.GenerateContentConfig(response_mime_type="application/json",
-                                         response_schema=Simple)
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=Simple
+    )
     response = await genai_client.aio.models.generate_content(
         model="m", contents="who", config=config
     )

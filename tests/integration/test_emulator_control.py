@@ -40,7 +40,8 @@ def _client(base_url: str) -> genai.Client:
     return genai.Client(
         api_key="k",
         http_options=types.HttpOptions(
-            base_url=base_url, api_version="v1beta",
+            base_url=base_url,
+            api_version="v1beta",
             retry_options=types.HttpRetryOptions(attempts=1),
         ),
     )
@@ -83,9 +84,10 @@ async def test_put_rejects_unknown_fault_kinds_and_bad_profiles(
     async with httpx2.AsyncClient(base_url=emulator_server.base_url) as http:
         unknown = await http.put("/_emulator/models/m", json={"faults": [{"kind": "explode"}]})
         bad_profile = await http.put("/_emulator/models/m", json={"profile": {"stream_chunks": 0}})
-        extra = await http.put("/_emulator/models/m", json={"faults": [
-            {"kind": "status", "code": 503, "colour": "red"}
-        ]})
+        extra = await http.put(
+            "/_emulator/models/m",
+            json={"faults": [{"kind": "status", "code": 503, "colour": "red"}]},
+        )
         not_json = await http.put("/_emulator/models/m", content=b"{")
     assert unknown.status_code == 422
     message = unknown.json()["error"]["message"]
@@ -164,7 +166,9 @@ def test_run_emulator_serves_until_sigint(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-c", code, str(path)],
-        stderr=subprocess.PIPE, text=True, env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert proc.stderr is not None

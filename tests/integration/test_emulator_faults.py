@@ -21,16 +21,18 @@ GenaiClientFactory = Callable[..., genai.Client]
 PROMPT = "What is a retry budget?"
 
 
-async def _collect(stream: AsyncIterator[types.GenerateContentResponse],
-                   into: list[types.GenerateContentResponse]) -> None:
+async def _collect(
+    stream: AsyncIterator[types.GenerateContentResponse], into: list[types.GenerateContentResponse]
+) -> None:
     async for chunk in stream:
         into.append(chunk)
 
 
 async def _stream(client: genai.Client, model: str = "m") -> list[types.GenerateContentResponse]:
     chunks: list[types.GenerateContentResponse] = []
-    await _collect(await client.aio.models.generate_content_stream(model=model, contents=PROMPT),
-                   chunks)
+    await _collect(
+        await client.aio.models.generate_content_stream(model=model, contents=PROMPT), chunks
+    )
     return chunks
 
 
@@ -77,7 +79,9 @@ async def test_status_fault_names(
     with pytest.raises(error_type) as exc_info:
         await genai_client.aio.models.count_tokens(model="m", contents=PROMPT)
     assert (exc_info.value.code, exc_info.value.status, exc_info.value.message) == (
-        code, status, "boom"
+        code,
+        status,
+        "boom",
     )
 
 
@@ -137,10 +141,13 @@ async def test_rate_limit_per_day(genai_client: genai.Client, emulator: Emulator
 async def test_latency_delays_then_later_faults_apply(
     genai_client: genai.Client, emulator: Emulator
 ) -> None:
-    emulator.configure("m", faults=[
-        {"kind": "latency", "ms": 150},
-        {"kind": "status", "code": 500, "count": 1},
-    ])
+    emulator.configure(
+        "m",
+        faults=[
+            {"kind": "latency", "ms": 150},
+            {"kind": "status", "code": 500, "count": 1},
+        ],
+    )
     started = time.perf_counter()
     with pytest.raises(errors.ServerError):
         await genai_client.aio.models.generate_content(model="m", contents=PROMPT)
@@ -157,8 +164,7 @@ async def test_latency_delays_then_later_faults_apply(
 
 
 async def test_latency_per_chunk(genai_client: genai.Client, emulator: Emulator) -> None:
-    emulator.configure("m", {"stream_chunks": 4},
-                       faults=[{"kind": "latency", "per_chunk_ms": 40}])
+    emulator.configure("m", {"stream_chunks": 4}, faults=[{"kind": "latency", "per_chunk_ms": 40}])
     started = time.perf_counter()
     chunks = await _stream(genai_client)
     assert len(chunks) == 4
@@ -194,7 +200,9 @@ async def test_hang_mid_stream(make_genai_client: GenaiClientFactory, emulator: 
     assert len(chunks) == 2
     records = await emulator.wait_for(lambda log: len(log) == 1)
     assert (records[0].outcome, records[0].chunks_sent, records[0].status) == (
-        "client_disconnected", 2, 200
+        "client_disconnected",
+        2,
+        200,
     )
 
 
@@ -204,7 +212,8 @@ async def test_hang_does_not_block_server_shutdown() -> None:
         client = genai.Client(
             api_key="k",
             http_options=types.HttpOptions(
-                base_url=server.base_url, api_version="v1beta",
+                base_url=server.base_url,
+                api_version="v1beta",
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
@@ -230,9 +239,7 @@ async def test_stream_cut_raises_transport_error_after_n_chunks(
         )
     assert len(chunks) == 3
     assert all(c.candidates[0].finish_reason is None for c in chunks)
-    assert "".join(c.text or "" for c in chunks) == "".join(
-        _chunks_of(expected_text(PROMPT))[:3]
-    )
+    assert "".join(c.text or "" for c in chunks) == "".join(_chunks_of(expected_text(PROMPT))[:3])
     record = emulator.requests[-1]
     assert (record.outcome, record.chunks_sent, record.status) == ("fault:stream_cut", 3, 200)
 
@@ -246,9 +253,7 @@ def _chunks_of(text: str) -> list[str]:
     return stream_chunks_for(text, 8)
 
 
-async def test_stream_cut_before_any_chunk(
-    genai_client: genai.Client, emulator: Emulator
-) -> None:
+async def test_stream_cut_before_any_chunk(genai_client: genai.Client, emulator: Emulator) -> None:
     emulator.configure("m", faults=[{"kind": "stream_cut", "after": 0}])
     chunks: list[types.GenerateContentResponse] = []
     with pytest.raises(httpx2.RemoteProtocolError):
@@ -430,8 +435,8 @@ async def test_wait_for_wakes_on_new_records(
         return sum(r.action == "generate" for r in log) == 2
 
     waiter = asyncio.create_task(emulator.wait_for(two_generates, timeout=5))
-    await asyncio.gather(*(
-        genai_client.aio.models.generate_content(model="m", contents=str(i)) for i in range(2)
-    ))
+    await asyncio.gather(
+        *(genai_client.aio.models.generate_content(model="m", contents=str(i)) for i in range(2))
+    )
     records = await waiter
     assert len(records) == 2

@@ -74,34 +74,49 @@ def _json_schemas() -> st.SearchStrategy[dict[str, Any]]:
     leaf = st.one_of(
         st.builds(
             lambda lo, span: {"type": "integer", "minimum": lo, "maximum": lo + span},
-            st.integers(-50, 50), st.integers(0, 10),
+            st.integers(-50, 50),
+            st.integers(0, 10),
         ),
         st.builds(
-            lambda lo, excl: {"type": "number", "exclusiveMinimum": lo} if excl
-            else {"type": "number", "minimum": lo},
-            st.floats(-100, 100, allow_nan=False), st.booleans(),
+            lambda lo, excl: (
+                {"type": "number", "exclusiveMinimum": lo}
+                if excl
+                else {"type": "number", "minimum": lo}
+            ),
+            st.floats(-100, 100, allow_nan=False),
+            st.booleans(),
         ),
         st.builds(
             lambda lo, span: {"type": "string", "minLength": lo, "maxLength": lo + span},
-            st.integers(0, 30), st.integers(0, 5),
+            st.integers(0, 30),
+            st.integers(0, 5),
         ),
-        st.sampled_from([
-            {"type": "boolean"},
-            {"type": "string", "format": "date-time"},
-            {"enum": ["x", "y"]},
-            {"type": "integer", "multipleOf": 5, "minimum": 1},
-            {"type": ["string", "null"]},
-        ]),
+        st.sampled_from(
+            [
+                {"type": "boolean"},
+                {"type": "string", "format": "date-time"},
+                {"enum": ["x", "y"]},
+                {"type": "integer", "multipleOf": 5, "minimum": 1},
+                {"type": ["string", "null"]},
+            ]
+        ),
     )
 
     def extend(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
         props = st.dictionaries(st.sampled_from("abcdef"), children, min_size=1, max_size=4)
         return st.one_of(
-            props.map(lambda p: {"type": "object", "properties": p, "required": sorted(p),
-                                 "additionalProperties": False}),
+            props.map(
+                lambda p: {
+                    "type": "object",
+                    "properties": p,
+                    "required": sorted(p),
+                    "additionalProperties": False,
+                }
+            ),
             st.builds(
                 lambda items, low: {"type": "array", "items": items, "minItems": low},
-                children, st.integers(0, 3),
+                children,
+                st.integers(0, 3),
             ),
             children.map(lambda c: {"anyOf": [c, {"type": "null"}]}),
         )
@@ -147,11 +162,14 @@ def test_openapi_dialect() -> None:
 
 def test_refs_are_resolved() -> None:
     schema = {
-        "$defs": {"Leaf": {"type": "object", "properties": {"v": {"type": "integer"}},
-                           "required": ["v"]}},
+        "$defs": {
+            "Leaf": {"type": "object", "properties": {"v": {"type": "integer"}}, "required": ["v"]}
+        },
         "type": "object",
-        "properties": {"leaf": {"$ref": "#/$defs/Leaf"},
-                       "leaves": {"type": "array", "items": {"$ref": "#/$defs/Leaf"}}},
+        "properties": {
+            "leaf": {"$ref": "#/$defs/Leaf"},
+            "leaves": {"type": "array", "items": {"$ref": "#/$defs/Leaf"}},
+        },
         "required": ["leaf", "leaves"],
     }
     value = value_for_schema(schema)
@@ -169,9 +187,9 @@ def test_retry_delay_format(seconds: float, text: str, header: str) -> None:
 
 
 def _bucket(rpm: float, quota: str = "minute") -> ActiveFault:
-    return ActiveFault.of(RateLimitFault.model_validate(
-        {"kind": "rate_limit", "rpm": rpm, "quota": quota}
-    ))
+    return ActiveFault.of(
+        RateLimitFault.model_validate({"kind": "rate_limit", "rpm": rpm, "quota": quota})
+    )
 
 
 FACTS = RequestFacts(model="m", action="generate")

@@ -157,7 +157,12 @@ class _Call:
     )
 
     def __init__(
-        self, emulator: Emulator, scope: Scope, receive: Receive, send: Send, model: str,
+        self,
+        emulator: Emulator,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        model: str,
         action: Action,
     ) -> None:
         self.emulator = emulator
@@ -239,8 +244,11 @@ class _Call:
     async def sse_event(self, payload: Any) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         await self.send(
-            {"type": "http.response.body", "body": b"data: " + data + b"\r\n\r\n",
-             "more_body": True}
+            {
+                "type": "http.response.body",
+                "body": b"data: " + data + b"\r\n\r\n",
+                "more_body": True,
+            }
         )
 
     async def sse_end(self) -> None:
@@ -303,8 +311,9 @@ def _validation_error(exc: ValidationError) -> JSONResponse:
     summary = "; ".join(
         f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in problems
     )
-    body = errors.error_body(422, f"Invalid emulator settings: {summary}",
-                             status="INVALID_ARGUMENT", details=problems)
+    body = errors.error_body(
+        422, f"Invalid emulator settings: {summary}", status="INVALID_ARGUMENT", details=problems
+    )
     return JSONResponse(body, status_code=422)
 
 
@@ -567,13 +576,17 @@ class Emulator:
     def _build_app(self) -> Starlette:
         routes = [
             Route("/_emulator/models", self._ctl_list, methods=["GET"]),
-            Route("/_emulator/models/{model:path}", self._ctl_model,
-                  methods=["GET", "PUT", "DELETE"]),
+            Route(
+                "/_emulator/models/{model:path}", self._ctl_model, methods=["GET", "PUT", "DELETE"]
+            ),
             Route("/_emulator/requests", self._ctl_requests, methods=["GET"]),
             Route("/_emulator/reset", self._ctl_reset, methods=["POST"]),
             Route("/{version}/models", _AsgiEndpoint(self._list_models), methods=["GET"]),
-            Route("/{version}/models/{rest:path}", _AsgiEndpoint(self._model_endpoint),
-                  methods=["GET", "POST"]),
+            Route(
+                "/{version}/models/{rest:path}",
+                _AsgiEndpoint(self._model_endpoint),
+                methods=["GET", "POST"],
+            ),
         ]
         return Starlette(
             routes=routes,
@@ -703,10 +716,13 @@ class Emulator:
         if action in ("generate", "stream"):
             analysis = _analyse(body)
             if analysis.schema is not None and not profile.json_schema:
-                return await self._reject(call, _invalid(
-                    f"Structured output (responseSchema / responseJsonSchema) is not "
-                    f"supported by models/{model}."
-                ))
+                return await self._reject(
+                    call,
+                    _invalid(
+                        f"Structured output (responseSchema / responseJsonSchema) is not "
+                        f"supported by models/{model}."
+                    ),
+                )
             if analysis.prompt_tokens > profile.input_token_limit:
                 return await self._reject(
                     call, _too_long(analysis.prompt_tokens, profile.input_token_limit)
@@ -837,16 +853,21 @@ class Emulator:
         usage = _usage(prompt_tokens, count_tokens(len(text)) if text else 0)
 
         if call.action == "generate":
-            await call.reply_json(200, {
-                "candidates": [{
-                    "content": {"parts": [{"text": text}], "role": "model"},
-                    "finishReason": finish,
-                    "index": 0,
-                }],
-                "usageMetadata": usage,
-                "modelVersion": model,
-                "responseId": response_id,
-            })
+            await call.reply_json(
+                200,
+                {
+                    "candidates": [
+                        {
+                            "content": {"parts": [{"text": text}], "role": "model"},
+                            "finishReason": finish,
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": usage,
+                    "modelVersion": model,
+                    "responseId": response_id,
+                },
+            )
             return outcome
 
         chunks = stream_chunks_for(text, profile.stream_chunks) or [""]
@@ -922,8 +943,10 @@ async def _read_body(receive: Receive) -> bytes:
 async def _http_exception(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else 500
     body = errors.error_body(
-        code, f"The requested URL {request.url.path} was not found on this server."
-        if code == 404 else f"HTTP {code}"
+        code,
+        f"The requested URL {request.url.path} was not found on this server."
+        if code == 404
+        else f"HTTP {code}",
     )
     return JSONResponse(body, status_code=code)
 
@@ -941,19 +964,21 @@ def _invalid(message: str) -> ErrorReply:
 
 def _too_long(tokens: int, limit: int) -> ErrorReply:
     return _invalid(
-        f"The input token count ({tokens}) exceeds the maximum number of tokens allowed "
-        f"({limit})."
+        f"The input token count ({tokens}) exceeds the maximum number of tokens allowed ({limit})."
     )
 
 
 def _not_found(model: str, action: str) -> ErrorReply:
     method = _METHOD_OF.get(action, "generateContent")
-    return ErrorReply(404, errors.error_body(
+    return ErrorReply(
         404,
-        f"models/{model} is not found for API version v1beta, or is not supported for "
-        f"{method}. Call ListModels to see the list of available models and their "
-        f"supported methods.",
-    ))
+        errors.error_body(
+            404,
+            f"models/{model} is not found for API version v1beta, or is not supported for "
+            f"{method}. Call ListModels to see the list of available models and their "
+            f"supported methods.",
+        ),
+    )
 
 
 def _analyse(body: dict[str, Any]) -> _Analysis:
@@ -1071,11 +1096,13 @@ def _special_reply(
             "safetyRatings": _safety_ratings(),
         }
     else:
-        reply["candidates"] = [{
-            "finishReason": reshape.reason or "SAFETY",
-            "index": 0,
-            "safetyRatings": _safety_ratings(),
-        }]
+        reply["candidates"] = [
+            {
+                "finishReason": reshape.reason or "SAFETY",
+                "index": 0,
+                "safetyRatings": _safety_ratings(),
+            }
+        ]
     reply["usageMetadata"] = {
         "promptTokenCount": prompt_tokens,
         "totalTokenCount": prompt_tokens,
@@ -1089,8 +1116,7 @@ def _special_reply(
 def _count_tokens_reply(body: dict[str, Any]) -> dict[str, Any]:
     request = body.get("generateContentRequest")
     source = request if isinstance(request, dict) else body
-    tokens = count_tokens(_all_text_chars(source.get("contents"),
-                                          source.get("systemInstruction")))
+    tokens = count_tokens(_all_text_chars(source.get("contents"), source.get("systemInstruction")))
     return {
         "totalTokens": tokens,
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
@@ -1116,9 +1142,7 @@ def _check_embed(body: dict[str, Any], profile: Profile) -> ErrorReply | None:
             return _too_long(tokens, profile.input_token_limit)
         dim = request.get("outputDimensionality")
         if dim is not None and (not isinstance(dim, int) or not 0 < dim <= profile.embedding_dim):
-            return _invalid(
-                f"outputDimensionality must be between 1 and {profile.embedding_dim}."
-            )
+            return _invalid(f"outputDimensionality must be between 1 and {profile.embedding_dim}.")
     return None
 
 

@@ -151,9 +151,7 @@ class ActiveFault:
             data["count"] = self.remaining
         return data
 
-    def evaluate(
-        self, facts: RequestFacts, now: float, now_wall: float
-    ) -> Decision | Delay | None:
+    def evaluate(self, facts: RequestFacts, now: float, now_wall: float) -> Decision | Delay | None:
         """What the fault does to this request; None when it does not fire."""
         spec = self.spec
         if isinstance(spec, LatencyFault):
@@ -182,8 +180,9 @@ class ActiveFault:
         if isinstance(spec, EmptyFault):
             return Reshape("empty", variant=spec.variant)
         if isinstance(spec, BlockedFault):
-            return Reshape("blocked", variant="prompt" if spec.prompt else "candidate",
-                           reason=spec.reason)
+            return Reshape(
+                "blocked", variant="prompt" if spec.prompt else "candidate", reason=spec.reason
+            )
         if isinstance(spec, OverlapFault):
             return Reshape("overlap", words=spec.words)
         if isinstance(spec, SchemaViolationFault):

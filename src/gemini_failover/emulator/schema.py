@@ -360,8 +360,12 @@ def openapi_to_json_schema(schema: Any) -> Any:
             out["properties"] = {k: openapi_to_json_schema(v) for k, v in value.items()}
         elif key in ("items", "anyOf", "oneOf", "allOf", "prefixItems", "not"):
             out[key] = openapi_to_json_schema(value)
-        elif key in ("minItems", "maxItems", "minLength", "maxLength", "minProperties",
-                     "maxProperties") and isinstance(value, str) and value.isdigit():
+        elif (
+            key
+            in ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+            and isinstance(value, str)
+            and value.isdigit()
+        ):
             out[key] = int(value)
         else:
             out[key] = value

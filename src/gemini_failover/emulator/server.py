@@ -237,7 +237,9 @@ class EmulatorServer:
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         server = _make_server(
-            self.emulator, log_level=self.log_level, embedded=True,
+            self.emulator,
+            log_level=self.log_level,
+            embedded=True,
             shutdown_timeout=self.shutdown_timeout,
         )
         self._server, self._socket = server, sock
@@ -347,7 +349,8 @@ def run_emulator(host: str, port: int, scenario: str | None) -> None:
     """Serve the emulator until SIGINT/SIGTERM (``gemini-failover emulate``). Blocking."""
     if not logging.getLogger().handlers:
         logging.basicConfig(
-            stream=sys.stderr, level=logging.INFO,
+            stream=sys.stderr,
+            level=logging.INFO,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     loaded: Scenario | None = load_scenario(scenario) if scenario else None
@@ -358,7 +361,9 @@ def run_emulator(host: str, port: int, scenario: str | None) -> None:
     models: dict[str, Any] = emulator.settings()["models"]
     logger.info(
         "Gemini emulator on %s (scenario: %s; models: %s; control API under /_emulator)",
-        _url(host, bound_port), scenario or "none", ", ".join(models) or "any",
+        _url(host, bound_port),
+        scenario or "none",
+        ", ".join(models) or "any",
     )
     try:
         server.run(sockets=[sock])

@@ -80,9 +80,7 @@ def from_status(
     header_delay = _retry_after_header(headers)
     if header_delay is not None and (retry_after is None or header_delay > retry_after):
         retry_after = header_delay
-    exc: gexc.GoogleAPICallError = gexc.from_http_status(
-        code, message, details=list(details or ())
-    )
+    exc: gexc.GoogleAPICallError = gexc.from_http_status(code, message, details=list(details or ()))
     attach(exc, Upstream(status=status or str(code), retry_after=retry_after, quota_scope=scope))
     return exc
 

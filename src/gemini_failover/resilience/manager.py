@@ -196,7 +196,7 @@ class FailoverManager:
         if state is None:
             return
         old = state.breaker.snapshot
-        if state.breaker.apply(snapshot):
+        if state.breaker.apply(snapshot) and old.state is not snapshot.state:
             self.events.publish(
                 ev.BreakerTransition(
                     model,
@@ -207,7 +207,7 @@ class FailoverManager:
                     remote=True,
                 )
             )
-            self._update_active()
+        self._update_active()
 
     def apply_cooldown(self, model: str, kind: CooldownKind, until: float) -> None:
         state = self._models.get(model)
