@@ -15,6 +15,7 @@ import time
 from mcp import Client, StdioServerParameters
 
 from bench.common import Row, emulator_process, median, ok, pct, table
+from bench.startup import BARE
 
 PROMPT = "What does an MCP server add to a Gemini call?"
 
@@ -42,9 +43,16 @@ async def measure(base_url: str, calls: int) -> str:
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "gemini_failover.cli", "serve"], env=env
     )
+    bare = StdioServerParameters(command=sys.executable, args=[BARE], env=env)
     via_mcp: list[float] = []
     via_sdk: list[float] = []
-    async with Client(params) as client:
+    via_bare: list[float] = []
+    async with Client(params) as client, Client(bare) as bare_client:
+
+        async def one_bare() -> float:
+            t0 = time.perf_counter()
+            await bare_client.call_tool("echo", {"text": PROMPT})
+            return time.perf_counter() - t0
 
         async def one_mcp() -> float:
             t0 = time.perf_counter()
@@ -62,6 +70,7 @@ async def measure(base_url: str, calls: int) -> str:
         for _ in range(30):
             await one_mcp()
             await one_sdk()
+            await one_bare()
         for i in range(calls):
             if i % 2:
                 via_sdk.append(await one_sdk())
@@ -69,9 +78,11 @@ async def measure(base_url: str, calls: int) -> str:
             else:
                 via_mcp.append(await one_mcp())
                 via_sdk.append(await one_sdk())
+            via_bare.append(await one_bare())
     await direct.aio.aclose()
     mm, ms = median(via_mcp), median(via_sdk)
     added = (mm - ms) * 1e3
+    floor = median(via_bare)
     rows = [
         Row(
             "gemini_generate round trip (median)",
@@ -81,6 +92,12 @@ async def measure(base_url: str, calls: int) -> str:
             "<= +1 ms",
             ok(added <= 1.0),
         ),
+        Row(
+            "  of which the MCP stdio round trip itself",
+            f"{floor * 1e3:.2f} ms",
+            "bare MCPServer, echo tool",
+        ),
+        Row("  of which this server (tool, manager, provenance)", f"{added - floor * 1e3:.2f} ms"),
         Row(
             "p99",
             f"{pct(via_mcp, 99) * 1e3:.2f} ms",

@@ -142,6 +142,8 @@ class GeminiBackend:
             max_output_tokens=request.max_output_tokens,
             stop_sequences=list(request.stop_sequences) or None,
             automatic_continuation=False,
+            # no tools are passed; skip the SDK's function-calling loop entirely
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
         if request.response_schema is not None:
             config.response_mime_type = "application/json"
