@@ -197,6 +197,15 @@ async def instances(redis_url: str, prefix: str, bus: Changes) -> AsyncIterator[
             bus.poke()
 
         manager.apply_window = apply_window  # type: ignore[method-assign]
+        adopt = manager.apply_breaker
+
+        def apply_breaker(model: str, snapshot: BreakerSnapshot) -> None:
+            # an adoption that keeps the state (open -> open at a newer epoch) is not
+            # a transition event, but waiters must still re-check
+            adopt(model, snapshot)
+            bus.poke()
+
+        manager.apply_breaker = apply_breaker  # type: ignore[method-assign]
         await manager.start()
         made.append(manager)
         return instance

@@ -76,3 +76,29 @@ def test_light_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_model_overrides_from_env_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "GEMINI_FAILOVER_MODEL_OVERRIDES", '{"gemini-flash-latest": {"json_schema": false}}'
+    )
+    assert load_settings().model_overrides["gemini-flash-latest"].json_schema is False
+
+
+def test_readme_documents_every_setting() -> None:
+    from pydantic import BaseModel
+
+    from gemini_failover.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = []
+    for name, field in Settings.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            for sub in ann.model_fields:
+                env = f"GEMINI_FAILOVER_{name.upper()}__{sub.upper()}"
+                if f"`{env}`" not in readme:
+                    missing.append(env)
+        elif name != "api_key" and f"`GEMINI_FAILOVER_{name.upper()}`" not in readme:
+            missing.append(f"GEMINI_FAILOVER_{name.upper()}")
+    assert missing == []

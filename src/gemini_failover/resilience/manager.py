@@ -636,16 +636,18 @@ class FailoverManager:
         if permit is None:
             raise _BreakerRejected
         timeout = min(self.settings.attempt_timeout, remaining)
-        async with self._slot(req, state, permit):
-            started = self.clock.monotonic()
-            try:
-                value = await call(state.name, timeout)
-            except UPSTREAM_ERRORS as exc:
-                self._record_failure(req, state, permit, classify(exc), started)
-                raise
-            except BaseException:
-                state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
-                raise
+        await self._acquire_slot(req, state, permit)
+        started = self.clock.monotonic()
+        try:
+            value = await call(state.name, timeout)
+        except UPSTREAM_ERRORS as exc:
+            self._record_failure(req, state, permit, classify(exc), started)
+            raise
+        except BaseException:
+            state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
+            raise
+        finally:
+            state.slots.release()
         latency = self.clock.monotonic() - started
         state.breaker.record(permit, Outcome.SUCCESS, latency)
         self.store.record_outcome(state.name, False)
@@ -655,28 +657,28 @@ class FailoverManager:
         )
         return value
 
-    @contextlib.asynccontextmanager
-    async def _slot(self, req: _Request, state: _ModelState, permit: Permit) -> AsyncIterator[None]:
-        """Per-model concurrency, with shedding when too many are already waiting."""
-        if state.slots.locked():
-            if state.waiting >= self.settings.concurrency.max_waiting:
-                state.breaker.release(permit)
-                self._shed(req, state, "overloaded", 1.0)
-            state.waiting += 1
-            try:
-                async with asyncio.timeout(max(0.0, self._remaining(req))):
-                    await state.slots.acquire()
-            except TimeoutError:
-                state.breaker.release(permit)
-                self._shed(req, state, "deadline", None)
-            finally:
-                state.waiting -= 1
-        else:
+    async def _acquire_slot(self, req: _Request, state: _ModelState, permit: Permit) -> None:
+        """Per-model concurrency, with shedding when too many are already waiting. The
+        caller releases ``state.slots``. (A plain coroutine, not a context manager: this
+        is on every call's path.)"""
+        if not state.slots.locked():
             await state.slots.acquire()
+            return
+        if state.waiting >= self.settings.concurrency.max_waiting:
+            state.breaker.release(permit)
+            self._shed(req, state, "overloaded", 1.0)
+        state.waiting += 1
         try:
-            yield
+            async with asyncio.timeout(max(0.0, self._remaining(req))):
+                await state.slots.acquire()
+        except TimeoutError:
+            state.breaker.release(permit)
+            self._shed(req, state, "deadline", None)
+        except asyncio.CancelledError:
+            state.breaker.release(permit)
+            raise
         finally:
-            state.slots.release()
+            state.waiting -= 1
 
     def _record_failure(
         self,
@@ -949,24 +951,24 @@ class ManagedStream:
         # code): the backend bounds each chunk's wait by the idle timeout and by the
         # request's deadline, in event-loop time.
         deadline = asyncio.get_running_loop().time() + remaining
+        await m._acquire_slot(req, state, permit)
         upstream = m.backend.stream(
             state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
         )
         try:
-            async with m._slot(req, state, permit):
-                async for chunk in upstream:
-                    if first_at is None:
-                        first_at = m.clock.monotonic()
-                    if chunk.finish_reason:
-                        outcome.finish_reason = chunk.finish_reason
-                    if chunk.usage:
-                        outcome.usage = chunk.usage
-                    if self._buffered:
-                        buffer.append(chunk.text)
-                        continue
-                    out = stitcher.feed(chunk.text)
-                    if out:
-                        yield out
+            async for chunk in upstream:
+                if first_at is None:
+                    first_at = m.clock.monotonic()
+                if chunk.finish_reason:
+                    outcome.finish_reason = chunk.finish_reason
+                if chunk.usage:
+                    outcome.usage = chunk.usage
+                if self._buffered:
+                    buffer.append(chunk.text)
+                    continue
+                out = stitcher.feed(chunk.text)
+                if out:
+                    yield out
             text = "".join(buffer)
             if self._buffered and self._request.structured:
                 m._validator(self._request)(text)
@@ -983,6 +985,7 @@ class ManagedStream:
             state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
             raise
         finally:
+            state.slots.release()
             await _aclose(upstream)
         outcome.buffer = text
         ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
