@@ -61,6 +61,7 @@ class Check:
 class PhaseSummary:
     name: str
     story: str
+    shows: str
     calls: int = 0
     failed: int = 0
     failovers: int = 0
@@ -233,8 +234,8 @@ class Drill:
         if self.pace:
             await asyncio.sleep(self.pace)  # pacing for human eyes, not a wait for state
 
-    def begin(self, name: str, story: str) -> None:
-        self.summaries.append(PhaseSummary(name, story))
+    def begin(self, name: str, story: str, shows: str) -> None:
+        self.summaries.append(PhaseSummary(name, story, shows))
         self.view.set_phase(len(self.summaries), name, story)
 
     def calls_to(self, model: str, action: str = "generate") -> int:
@@ -244,7 +245,7 @@ class Drill:
     # -- the story -----------------------------------------------------------------
 
     async def normal(self) -> None:
-        self.begin("normal traffic", "the primary serves every call")
+        self.begin("normal traffic", "the primary serves every call", "the primary serves")
         served = []
         for i in range(5):
             data = await self.call("gemini_generate", {"prompt": f"Summarise incident {i}."})
@@ -254,7 +255,9 @@ class Drill:
 
     async def rate_limit_storm(self) -> None:
         self.begin(
-            "429 storm", "the primary rate-limits: wait it out, do not stampede the fallback"
+            "429 storm",
+            "the primary rate-limits: wait it out, do not stampede the fallback",
+            "backoff on Retry-After, no stampede",
         )
         fallback_before = self.calls_to(FALLBACK)
         self.emulator.configure(
@@ -290,7 +293,11 @@ class Drill:
     async def stream_cut(self) -> None:
         from gemini_failover.emulator import expected_text
 
-        self.begin("stream cut", "the primary's stream breaks half-way: continue on the fallback")
+        self.begin(
+            "stream cut",
+            "the primary's stream breaks half-way: continue on the fallback",
+            "continued on the fallback, exact text",
+        )
         self.emulator.configure(
             PRIMARY,
             faults=[{"kind": "stream_cut", "after": 4, "count": 1, "actions": ["stream"]}],
@@ -324,7 +331,11 @@ class Drill:
         )
 
     async def outage(self) -> None:
-        self.begin("primary outage", "the primary returns 503: retry, open the breaker, fail over")
+        self.begin(
+            "primary outage",
+            "the primary returns 503: retry, open the breaker, fail over",
+            "breaker opens, zero failed calls",
+        )
         primary_before = self.calls_to(PRIMARY)
         self.emulator.configure(PRIMARY, faults=[{"kind": "status", "code": 503}])
         served = []
@@ -345,7 +356,11 @@ class Drill:
         )
 
     async def recovery(self) -> None:
-        self.begin("recovery", "the primary heals: half-open probes, sustained health, switch back")
+        self.begin(
+            "recovery",
+            "the primary heals: half-open probes, sustained health, switch back",
+            "probes, sustained health, switch back",
+        )
         self.emulator.configure(PRIMARY, faults=[])
         states: list[str] = []
         deadline = time.monotonic() + 30
@@ -425,6 +440,7 @@ class Drill:
             "sheds",
             "continuations",
             "checks",
+            "demonstrated",
         ):
             table.add_column(column)
         for s in self.summaries:
@@ -438,6 +454,7 @@ class Drill:
                 str(s.sheds),
                 str(s.continuations),
                 f"{passed}/{len(s.checks)}",
+                s.shows,
             )
         return table
 
@@ -447,7 +464,7 @@ async def run_demo(
 ) -> bool:
     console = console or Console()
     if not console.is_terminal:
-        console.width = max(console.width, 110)
+        console.width = max(console.width, 150)
     live = console.is_terminal if live is None else live
     view = View(console, live)
     drill = Drill(view, pace)
