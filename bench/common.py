@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -90,3 +90,20 @@ def machine() -> str:
 
 def ok(flag: bool) -> str:
     return "yes" if flag else "NO"
+
+
+async def interleave(
+    first: Callable[[], Awaitable[float]], second: Callable[[], Awaitable[float]], calls: int
+) -> tuple[list[float], list[float]]:
+    """Time ``calls`` runs of each, alternating which goes first, so that drift in the
+    machine's load touches both sides alike."""
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(calls):
+        if i % 2:
+            b.append(await second())
+            a.append(await first())
+        else:
+            a.append(await first())
+            b.append(await second())
+    return a, b

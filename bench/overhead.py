@@ -10,7 +10,7 @@ import argparse
 import asyncio
 import time
 
-from bench.common import Row, emulator_process, median, ok, pct, table
+from bench.common import Row, emulator_process, interleave, median, ok, pct, table
 from gemini_failover.config import load_settings
 from gemini_failover.gemini.backend import GeminiBackend
 from gemini_failover.protocol import GenerationRequest
@@ -52,15 +52,7 @@ async def measure(base_url: str, calls: int) -> str:
     for _ in range(50):  # warm up both paths (connections, caches, models.get)
         await one_direct()
         await one_managed()
-    d: list[float] = []
-    m: list[float] = []
-    for i in range(calls):
-        if i % 2:
-            d.append(await one_direct())
-            m.append(await one_managed())
-        else:
-            m.append(await one_managed())
-            d.append(await one_direct())
+    m, d = await interleave(one_managed, one_direct, calls)
     await manager.aclose()
     await direct.aio.aclose()
 

@@ -16,9 +16,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 
-from bench.common import Row, emulator_process, free_port, median, ok, pct, table
+from bench.common import Row, emulator_process, free_port, interleave, median, ok, pct, table
 from gemini_failover.config import load_settings
 from gemini_failover.gemini.backend import GeminiBackend
+from gemini_failover.observability.logging import configure_logging
 from gemini_failover.protocol import GenerationRequest
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.breaker import BreakerSnapshot, BreakerState
@@ -88,15 +89,14 @@ async def overhead(base_url: str, redis_url: str, calls: int) -> list[Row]:
     for _ in range(50):
         await timed(memory)
         await timed(shared)
-    a: list[float] = []
-    b: list[float] = []
-    for i in range(calls):
-        if i % 2:
-            a.append(await timed(memory))
-            b.append(await timed(shared))
-        else:
-            b.append(await timed(shared))
-            a.append(await timed(memory))
+
+    async def on_memory() -> float:
+        return await timed(memory)
+
+    async def on_redis() -> float:
+        return await timed(shared)
+
+    a, b = await interleave(on_memory, on_redis, calls)
     await memory.aclose()
     await shared.aclose()
     ma, mb = median(a), median(b)
@@ -182,6 +182,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--transitions", type=int, default=200)
     args = parser.parse_args()
+    configure_logging("warning")  # the store logs its connections; keep stdout a table
     with redis_server() as redis_url, emulator_process() as url:
         print(asyncio.run(measure(url, redis_url, args.calls, args.transitions)))
 

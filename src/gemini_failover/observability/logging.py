@@ -38,7 +38,7 @@ from gemini_failover.resilience.events import (
     AuthFailure,
     BreakerTransition,
     ContinuationEvent,
-    Event,
+    EventHandler,
     FailoverEvent,
     ModelSkipped,
     ModelUnavailable,
@@ -372,7 +372,7 @@ def _iso(ts: float) -> str:
         return str(ts)
 
 
-class EventLogger:
+class EventLogger(EventHandler):
     """EventBus subscriber: one structured log event per state change worth reading.
 
     Levels: warning for failovers, breakers opening, sheds, exhausted quotas,
@@ -388,29 +388,7 @@ class EventLogger:
             logger if logger is not None else structlog.get_logger("gemini_failover.events")
         )
         self._backend_healthy: dict[str, bool] = {}
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            AttemptFinished: self._on_attempt,
-            RetryScheduled: self._on_retry,
-            RetryBudgetExhausted: self._on_retry_budget,
-            BreakerTransition: self._on_breaker,
-            FailoverEvent: self._on_failover,
-            ModelSkipped: self._on_skipped,
-            RateLimitWait: self._on_rate_limit_wait,
-            RequestShed: self._on_shed,
-            QuotaExhausted: self._on_quota,
-            ModelUnavailable: self._on_unavailable,
-            SemanticFailure: self._on_semantic,
-            AuthFailure: self._on_auth,
-            ContinuationEvent: self._on_continuation,
-            ActiveModelChanged: self._on_active,
-            StateBackendHealth: self._on_backend,
-            RequestFinished: self._on_request_finished,
-        }
-
-    def handle(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
+        super().__init__()
 
     def _on_attempt(self, e: AttemptFinished) -> None:
         self._log.debug(

@@ -19,7 +19,7 @@ event type through a dict and caches the labelled child of every metric it touch
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -35,6 +35,7 @@ from gemini_failover.resilience.events import (
     BreakerTransition,
     ContinuationEvent,
     Event,
+    EventHandler,
     FailoverEvent,
     ModelSkipped,
     ModelUnavailable,
@@ -131,7 +132,7 @@ class _WithoutCreated(Collector):
                 yield family
 
 
-class ManagerMetrics:
+class ManagerMetrics(EventHandler):
     """Prometheus metrics of one failover manager; subscribe ``handle`` to its EventBus."""
 
     def __init__(
@@ -364,32 +365,9 @@ class ManagerMetrics:
         if initial_backend is not None:
             self._backend_health.get(initial_backend).set(1)
 
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            AttemptFinished: self._on_attempt,
-            RetryScheduled: self._on_retry,
-            RetryBudgetExhausted: self._on_retry_budget,
-            BreakerTransition: self._on_breaker,
-            FailoverEvent: self._on_failover,
-            ModelSkipped: self._on_skipped,
-            RateLimitWait: self._on_rate_limit_wait,
-            RequestShed: self._on_shed,
-            QuotaExhausted: self._on_quota,
-            ModelUnavailable: self._on_unavailable,
-            SemanticFailure: self._on_semantic,
-            AuthFailure: self._on_auth,
-            ContinuationEvent: self._on_continuation,
-            ActiveModelChanged: self._on_active,
-            StateBackendHealth: self._on_backend,
-            RequestFinished: self._on_request_finished,
-        }
+        super().__init__()
 
     # -- public API -------------------------------------------------------------------
-
-    def handle(self, event: Event) -> None:
-        """EventBus subscriber. Unknown event types are ignored (forward compatible)."""
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
 
     @property
     def active_model(self) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gemini_failover.resilience.errors import Category
 
@@ -174,3 +175,42 @@ class EventBus:
     def publish(self, event: Event) -> None:
         for subscriber in self._subscribers:
             subscriber(event)
+
+
+#: The short name of each event type: a subscriber's handler for it is ``_on_<name>``.
+HANDLER_NAMES: dict[type[Event], str] = {
+    AttemptFinished: "attempt",
+    RetryScheduled: "retry",
+    RetryBudgetExhausted: "retry_budget",
+    BreakerTransition: "breaker",
+    FailoverEvent: "failover",
+    ModelSkipped: "skipped",
+    RateLimitWait: "rate_limit_wait",
+    RequestShed: "shed",
+    QuotaExhausted: "quota",
+    ModelUnavailable: "unavailable",
+    SemanticFailure: "semantic",
+    AuthFailure: "auth",
+    ContinuationEvent: "continuation",
+    ActiveModelChanged: "active",
+    StateBackendHealth: "backend",
+    RequestFinished: "request_finished",
+}
+
+
+class EventHandler:
+    """Base for subscribers that handle some event types: ``handle`` dispatches each
+    event to the method ``_on_<name>`` (see HANDLER_NAMES) with one dict lookup, and
+    ignores the types a subclass has no method for."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            kind: getattr(self, f"_on_{name}")
+            for kind, name in HANDLER_NAMES.items()
+            if hasattr(self, f"_on_{name}")
+        }
+
+    def handle(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
