@@ -494,6 +494,9 @@ class FailoverManager:
         self.events.publish(ev.FailoverEvent(req.id, from_model, to_model, reason))
 
     def _finished(self, req: _Request, served_by: str | None, outcome: str, started: float) -> None:
+        if served_by is not None and served_by != self.active_model:
+            # a cool-down may have run out with no event to say so: re-derive it
+            self._update_active()
         self.events.publish(
             ev.RequestFinished(
                 req.id,
