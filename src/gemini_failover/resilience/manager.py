@@ -131,6 +131,69 @@ class _Request:
     semantic_failures: dict[str, int] = field(default_factory=dict)
 
 
+class _Route:
+    """One request's walk down the chain: skips the models that cannot take it (and
+    records why), reports each failover, and builds the error when every model is out.
+    Shared by unary calls and streams."""
+
+    def __init__(
+        self, manager: FailoverManager, req: _Request, chain: list[_ModelState], needs: Needs
+    ) -> None:
+        self._m = manager
+        self._req = req
+        self._chain = chain
+        self._needs = needs
+        self.left: _ModelState | None = None  # the last model given up on
+        self.left_reason = ""
+        self._give_ups: list[str] = []
+        self._misfits: list[str] = []
+        self._index = 0
+
+    async def next(self) -> _ModelState | None:
+        """The next model to try, or None when the chain is used up. (A method, not an
+        async generator: a generator left suspended by an early return would cost a
+        finaliser task on every request.)"""
+        m, req = self._m, self._req
+        while self._index < len(self._chain):
+            state = self._chain[self._index]
+            self._index += 1
+            skip = await m._eligible(req, state, self._needs)
+            if skip is not None:
+                req.provenance.skipped.append((state.name, skip))
+                m.events.publish(ev.ModelSkipped(req.id, state.name, skip))
+                if skip.startswith("capability"):
+                    self._misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
+                else:
+                    self.gave_up(state, skip)
+                continue
+            if self.left is not None:
+                m._failover(req, self.left.name, state.name, self.left_reason)
+            return state
+        return None
+
+    def gave_up(self, state: _ModelState, reason: str) -> None:
+        self._give_ups.append(f"{state.name}: {reason.replace('_', ' ')}")
+        self.left, self.left_reason = state, reason
+
+    def exhausted(self) -> RequestFailed:
+        req = self._req
+        if self._misfits and not self._give_ups:
+            return RequestFailed(
+                "no_capable_model",
+                "no model in the chain can serve this request: " + "; ".join(self._misfits),
+                provenance=req.provenance,
+            )
+        retry_after = self._m._earliest_recovery(self._chain)
+        detail = "; ".join(self._give_ups + self._misfits)
+        hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
+        return RequestFailed(
+            "unavailable",
+            f"every model in the chain failed ({detail}){hint}",
+            provenance=req.provenance,
+            retry_after=retry_after,
+        )
+
+
 class FailoverManager:
     def __init__(
         self,
@@ -421,59 +484,23 @@ class FailoverManager:
         call: Callable[[str, float], Awaitable[T]],
         started: float,
     ) -> T:
-        prov = req.provenance
-        left: _ModelState | None = None
-        left_reason = ""
-        give_ups: list[str] = []
-        misfits: list[str] = []
+        route = _Route(self, req, chain, needs)
         try:
-            for state in chain:
-                skip = await self._eligible(req, state, needs)
-                if skip is not None:
-                    prov.skipped.append((state.name, skip))
-                    self.events.publish(ev.ModelSkipped(req.id, state.name, skip))
-                    if skip.startswith("capability"):
-                        misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
-                    else:
-                        give_ups.append(f"{state.name}: {skip.replace('_', ' ')}")
-                        left, left_reason = state, skip
-                    continue
-                if left is not None:
-                    self._failover(req, left.name, state.name, left_reason)
+            while (state := await route.next()) is not None:
                 try:
                     value = await self._on_model(req, state, call)
                 except _GiveUp as g:
-                    give_ups.append(f"{state.name}: {g.reason}")
-                    left, left_reason = state, g.reason
+                    route.gave_up(state, g.reason)
                     continue
-                prov.served_by = state.name
+                req.provenance.served_by = state.name
                 self._finished(req, state.name, "ok", started)
                 return value
         except RequestFailed as exc:
-            exc.provenance = prov
+            exc.provenance = req.provenance
             self._finished(req, None, exc.category, started)
             raise
         self._finished(req, None, "exhausted", started)
-        raise self._exhausted(req, chain, give_ups, misfits)
-
-    def _exhausted(
-        self, req: _Request, chain: list[_ModelState], give_ups: list[str], misfits: list[str]
-    ) -> RequestFailed:
-        if misfits and not give_ups:
-            return RequestFailed(
-                "no_capable_model",
-                "no model in the chain can serve this request: " + "; ".join(misfits),
-                provenance=req.provenance,
-            )
-        retry_after = self._earliest_recovery(chain)
-        detail = "; ".join(give_ups + misfits)
-        hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
-        return RequestFailed(
-            "unavailable",
-            f"every model in the chain failed ({detail}){hint}",
-            provenance=req.provenance,
-            retry_after=retry_after,
-        )
+        raise route.exhausted()
 
     def _earliest_recovery(self, chain: list[_ModelState]) -> float | None:
         now = self.clock.time()
@@ -809,36 +836,20 @@ class ManagedStream:
         needs = Needs.of(self._request)
         validate = m._validator(self._request)
         prov = req.provenance
-        left: _ModelState | None = None
-        left_reason = ""
-        give_ups: list[str] = []
-        misfits: list[str] = []
+        route = _Route(m, req, m.chain, needs)
         try:
-            for state in m.chain:
-                skip = await m._eligible(req, state, needs)
-                if skip is not None:
-                    prov.skipped.append((state.name, skip))
-                    m.events.publish(ev.ModelSkipped(req.id, state.name, skip))
-                    if skip.startswith("capability"):
-                        misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
-                    else:
-                        give_ups.append(f"{state.name}: {skip.replace('_', ' ')}")
-                        left, left_reason = state, skip
-                    continue
+            while (state := await route.next()) is not None:
                 at_char = len(self._stitcher.text)
                 continuing = at_char > 0
-                broke_on = left.name if left is not None else state.name
-                if left is not None:
-                    m._failover(req, left.name, state.name, left_reason)
+                broke_on = route.left.name if route.left is not None else state.name
                 outcome = _SegmentOutcome()
                 try:
                     async for delta in self._segment(state, outcome):
                         yield delta
                 except _GiveUp as g:
                     if continuing:
-                        self._report_continuation(broke_on, state.name, left_reason, at_char)
-                    give_ups.append(f"{state.name}: {g.reason}")
-                    left, left_reason = state, g.reason
+                        self._report_continuation(broke_on, state.name, route.left_reason, at_char)
+                    route.gave_up(state, g.reason)
                     if self._stitcher.text and m.settings.continuation == "fail":
                         raise RequestFailed(
                             "stream_broken",
@@ -849,7 +860,7 @@ class ManagedStream:
                         ) from None
                     continue
                 if continuing:
-                    self._report_continuation(broke_on, state.name, left_reason, at_char)
+                    self._report_continuation(broke_on, state.name, route.left_reason, at_char)
                 if self._buffered:
                     text = outcome.buffer
                     parsed = validate(text)
@@ -876,7 +887,7 @@ class ManagedStream:
             m._finished(req, None, exc.category, started)
             raise
         m._finished(req, None, "exhausted", started)
-        failed = m._exhausted(req, m.chain, give_ups, misfits)
+        failed = route.exhausted()
         failed.partial_text = self._stitcher.text
         raise failed
 
