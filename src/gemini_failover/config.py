@@ -135,11 +135,12 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         extra="forbid",
         frozen=True,
+        validate_by_name=True,  # load_settings(api_key=...) in code; env: the aliases only
     )
 
     api_key: SecretStr | None = Field(
         None,
-        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY", "api_key"),
+        validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         description="Gemini API key (GEMINI_API_KEY or GOOGLE_API_KEY).",
     )
     models: Annotated[list[str], NoDecode] = Field(

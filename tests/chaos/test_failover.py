@@ -181,7 +181,7 @@ async def test_daily_quota_exhaustion_fails_over_and_skips_until_reset(h: Harnes
     assert m.active_model == "fallback"
 
 
-@pytest.mark.parametrize("code", [401, 403])
+@pytest.mark.parametrize("code", [401, 403, 400])  # 400: API_KEY_INVALID, Gemini's answer
 async def test_auth_failure_fails_at_once_and_alerts(h: Harness, code: int) -> None:
     h.emulator.configure("primary", faults=[{"kind": "auth", "code": code}])
     m = await h.manager()
@@ -218,13 +218,15 @@ async def test_model_not_found_is_marked_unavailable(h: Harness) -> None:
     assert h.calls("primary") == 1
 
 
-async def test_blocked_answer_is_a_refusal_not_a_failover(h: Harness) -> None:
-    h.emulator.configure("primary", faults=[{"kind": "blocked"}])
+@pytest.mark.parametrize("prompt", [False, True])  # finishReason SAFETY, or a blocked prompt
+async def test_blocked_answer_is_a_refusal_not_a_failover(h: Harness, prompt: bool) -> None:
+    h.emulator.configure("primary", faults=[{"kind": "blocked", "prompt": prompt}])
     m = await h.manager()
     with pytest.raises(RequestFailed) as info:
         await m.generate(req())
     assert info.value.category == "blocked"
     assert "SAFETY" in info.value.message
+    assert h.calls("primary") == 1
     assert h.calls("fallback") == 0
 
 

@@ -4,11 +4,16 @@ leave exact counter and gauge values behind."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from pathlib import Path
+
+import pytest
 
 from gemini_failover.observability.metrics import ManagerMetrics
 from gemini_failover.protocol import GenerationRequest
 from gemini_failover.resilience.breaker import BreakerState
+from gemini_failover.resilience.results import RequestFailed
 from tests.harness import Harness
 
 
@@ -67,3 +72,28 @@ async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
     body, content_type = metrics.render()
     assert b"dualmodelmanager_failover_events_total" in body
     assert content_type.startswith("text/plain")
+
+
+ALERTS = (Path(__file__).resolve().parents[2] / "deploy/prometheus/alerts.yml").read_text()
+
+
+async def test_a_total_outage_is_what_the_all_models_down_alert_counts(h: Harness) -> None:
+    for model in ("primary", "fallback"):
+        h.emulator.configure(model, faults=[{"kind": "status", "code": 503}])
+    m = await h.manager()
+    metrics = ManagerMetrics(m.settings.models)
+    m.events.subscribe(metrics.handle)
+    with pytest.raises(RequestFailed) as info:
+        await m.generate(GenerationRequest.from_prompt("anyone there?"))
+    outcome = info.value.category
+    assert outcome == "unavailable"
+    labels = {"operation": "generate", "outcome": outcome}
+    assert (
+        metrics.registry.get_sample_value("dualmodelmanager_call_duration_seconds_count", labels)
+        == 1
+    )
+
+    rule = ALERTS[ALERTS.index("alert: GeminiFailoverAllModelsDown") :]
+    failing = re.search(r'outcome=~"([^"]+)"', rule)
+    assert failing is not None
+    assert re.fullmatch(failing.group(1), outcome)  # the alert sees this outage

@@ -217,3 +217,79 @@ def test_randomized_cuts_stitch_to_exactly_the_expected_text(
     expected = expected_text(prompt)
     assert joined == expected
     assert text == expected
+
+
+# -- review findings: what may and may not continue elsewhere ---------------------------
+
+
+@pytest.mark.parametrize(("code", "category"), [(400, "bad_request"), (403, "auth")])
+async def test_a_refusal_mid_stream_ends_with_the_partial_text_not_a_failover(
+    h: Harness, code: int, category: str
+) -> None:
+    h.emulator.configure(
+        "primary",
+        faults=[{"kind": "stream_error", "after": 2, "code": code, "actions": ["stream"]}],
+    )
+    m = await h.manager()
+    stream = m.stream(GenerationRequest.from_prompt(PROMPT))
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for delta in stream:
+            received.append(delta)
+
+    with pytest.raises(RequestFailed) as info:
+        await consume()
+    assert info.value.category == category
+    assert info.value.partial_text == "".join(received) == "".join(CHUNKS[:2])
+    assert h.calls("fallback", "stream") == 0
+
+
+async def test_a_rate_limit_mid_stream_waits_and_continues_on_the_same_model(h: Harness) -> None:
+    h.emulator.configure(
+        "primary",
+        faults=[
+            {"kind": "stream_error", "after": 3, "code": 429, "count": 1, "actions": ["stream"]}
+        ],
+    )
+    m = await h.manager()
+    deltas, text = await collect(m, GenerationRequest.from_prompt(PROMPT))
+    assert text == EXPECTED
+    assert "".join(deltas) == EXPECTED
+    assert h.calls("fallback", "stream") == 0  # no stampede, even mid-stream
+
+
+async def test_a_break_on_the_last_model_is_continued_on_the_same_model(h: Harness) -> None:
+    h.emulator.configure("solo", faults=[fault("stream_cut", 3)])
+    m = await h.manager(("solo",))
+    stream = m.stream(GenerationRequest.from_prompt(PROMPT))
+    deltas = [d async for d in stream]
+    assert stream.result is not None
+    assert "".join(deltas) == EXPECTED
+    sent = len("".join(CHUNKS[:3]))
+    assert [(s.model, s.start, s.end) for s in stream.result.provenance.spans] == [
+        ("solo", 0, sent),
+        ("solo", sent, len(EXPECTED)),
+    ]
+    assert h.calls("solo", "stream") == 2
+
+
+async def test_aclose_releases_the_slot_and_closes_upstream_before_returning(h: Harness) -> None:
+    h.emulator.configure("primary", faults=[{"kind": "latency", "ms": 0, "per_chunk_ms": 50}])
+    m = await h.manager()
+    stream = m.stream(GenerationRequest.from_prompt(PROMPT))
+    async for _ in stream:
+        break
+    await stream.aclose()
+    # the slot is back as aclose returns: no garbage collection needed
+    assert m.chain[0].slots._value == m.settings.concurrency.per_model
+    await h.emulator.wait_for(lambda log: any(r.outcome == "client_disconnected" for r in log))
+
+
+async def test_an_empty_buffered_stream_is_a_semantic_failure(h: Harness) -> None:
+    h.emulator.configure("primary", faults=[{"kind": "empty", "count": 1, "actions": ["stream"]}])
+    m = await h.manager(continuation="restart")
+    deltas, text = await collect(m, GenerationRequest.from_prompt(PROMPT))
+    assert deltas == [EXPECTED]  # buffered: one delta, once complete
+    assert text == EXPECTED
+    assert h.of(ev.SemanticFailure)[0].kind == "empty"

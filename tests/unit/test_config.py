@@ -102,3 +102,11 @@ def test_readme_documents_every_setting() -> None:
         elif name != "api_key" and f"`GEMINI_FAILOVER_{name.upper()}`" not in readme:
             missing.append(f"GEMINI_FAILOVER_{name.upper()}")
     assert missing == []
+
+
+def test_an_unrelated_api_key_variable_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("API_KEY", "some-other-service")
+    assert load_settings().api_key is None
+    assert load_settings(api_key="in-code").api_key is not None

@@ -15,7 +15,6 @@ from gemini_failover.resilience.continuation import (
     DEFAULT_WINDOW,
     Span,
     Stitcher,
-    can_continue,
     continuation_request,
     trim_overlap,
 )
@@ -152,11 +151,6 @@ def test_instruction_wording() -> None:
     assert "exactly where it stopped" in text
     assert "do not repeat" in text
     assert "only the continuation" in text
-
-
-def test_can_continue_only_unstructured() -> None:
-    assert can_continue(GenerationRequest.from_prompt("q"))
-    assert not can_continue(GenerationRequest.from_prompt("q", response_schema={"type": "object"}))
 
 
 # -- trim_overlap --------------------------------------------------------------

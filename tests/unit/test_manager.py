@@ -50,9 +50,11 @@ class Backend:
         self.calls: Counter[str] = Counter()
         self.gate: asyncio.Event | None = None
         self.two_in_flight = asyncio.Event()
+        self.entered = asyncio.Event()
 
     async def generate(self, model: str, request: GenerationRequest, *, timeout: float) -> Any:
         self.calls[model] += 1
+        self.entered.set()
         if self.calls[model] == 2:
             self.two_in_flight.set()
         if self.gate is not None:
@@ -157,3 +159,40 @@ async def test_active_model_returns_to_the_primary_when_its_quota_resets() -> No
     clock.advance(31)
     assert (await m.generate(REQ)).provenance.served_by == "p"
     assert m.active_model == "p"
+
+
+async def test_time_spent_waiting_for_a_slot_counts_against_the_deadline() -> None:
+    clock = FakeClock()
+    backend = Backend()
+    backend.gate = asyncio.Event()
+    m = manager(
+        backend,
+        clock,
+        total_timeout=10.0,
+        attempt_timeout=10.0,
+        concurrency={"per_model": 1, "max_waiting": 5},
+    )
+    first = asyncio.create_task(m.generate(REQ))
+    await backend.entered.wait()  # the first call holds the only slot
+    second = asyncio.create_task(m.generate(REQ))
+    await asyncio.sleep(0)  # one loop turn: the second request queues for the slot
+    assert m.chain[0].waiting == 1
+    clock.advance(11)  # the second request's deadline passes while it waits
+    backend.gate.set()
+    await first
+    with pytest.raises(RequestFailed) as info:
+        await second
+    assert info.value.category == "timeout"
+    assert backend.calls["p"] == 1  # the late request never reached the backend
+
+
+async def test_health_reads_see_the_primary_back_after_a_quota_reset_without_traffic() -> None:
+    clock = FakeClock()
+    backend = Backend()
+    backend.behaviour["p"] = lambda: (_ for _ in ()).throw(quota_day())
+    m = manager(backend, clock)
+    await m.generate(REQ)
+    assert m.active_model == "f"
+    clock.advance(31)
+    status = {row["model"]: row["active"] for row in m.model_status()}
+    assert status == {"p": True, "f": False, "gemini-embedding-001": False}

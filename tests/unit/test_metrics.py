@@ -96,7 +96,7 @@ def test_initial_series_exist_with_primary_active(metrics: ManagerMetrics) -> No
         assert value(metrics, f"{P}_requests_total", model=model, status_code="ok") == 0
         for status in ("401", "403"):
             assert value(metrics, f"{P}_auth_failures_total", model=model, status_code=status) == 0
-        for reason in ("rate_limited", "deadline", "overloaded", "retry_budget"):
+        for reason in ("rate_limited", "deadline", "overloaded"):
             assert value(metrics, f"{P}_shed_requests_total", model=model, reason=reason) == 0
         labels = {"model": model, "from_state": "closed", "to_state": "open"}
         assert value(metrics, f"{P}_circuit_breaker_transitions_total", **labels) == 0

@@ -13,6 +13,7 @@ leaves this module as a ``google.api_core.exceptions`` class (see ``errors.py``)
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 from collections.abc import AsyncIterator
@@ -39,6 +40,33 @@ if TYPE_CHECKING:
 _BLOCK_REASONS = frozenset(
     {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
 )
+
+
+@functools.lru_cache(maxsize=256)
+def _sdk_config(
+    system_instruction: str | None,
+    temperature: float | None,
+    top_p: float | None,
+    max_output_tokens: int | None,
+    stop_sequences: tuple[str, ...],
+    schema_json: str | None,
+) -> genai_types.GenerateContentConfig:
+    from google.genai import types
+
+    config = types.GenerateContentConfig(
+        system_instruction=system_instruction,
+        temperature=temperature,
+        top_p=top_p,
+        max_output_tokens=max_output_tokens,
+        stop_sequences=list(stop_sequences) or None,
+        automatic_continuation=False,
+        # no tools are passed; skip the SDK's function-calling loop entirely
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    if schema_json is not None:
+        config.response_mime_type = "application/json"
+        config.response_json_schema = json.loads(schema_json)
+    return config
 
 
 class _Failed:
@@ -72,7 +100,6 @@ class GeminiBackend:
         self._api_version = api_version
         self._client: genai.Client | None = None
         self._info_cache: dict[str, ModelInfo] = {}
-        self._configs: dict[tuple[Any, ...], genai_types.GenerateContentConfig] = {}
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"
@@ -111,44 +138,19 @@ class GeminiBackend:
     def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
         return [{"role": t.role, "parts": [{"text": t.text}]} for t in turns]
 
-    def _config(self, request: GenerationRequest) -> genai_types.GenerateContentConfig:
-        """The SDK config for a request, cached: building and validating the pydantic
-        model costs more than the rest of our per-call work together."""
-        key = (
+    @staticmethod
+    def _config(request: GenerationRequest) -> genai_types.GenerateContentConfig:
+        """The SDK config for a request (cached by its values: building and validating
+        the pydantic model costs more than the rest of our per-call work together)."""
+        schema = request.response_schema
+        return _sdk_config(
             request.system_instruction,
             request.temperature,
             request.top_p,
             request.max_output_tokens,
             request.stop_sequences,
-            json.dumps(request.response_schema, sort_keys=True)
-            if request.response_schema is not None
-            else None,
+            json.dumps(schema, sort_keys=True) if schema is not None else None,
         )
-        config = self._configs.get(key)
-        if config is None:
-            if len(self._configs) >= 256:
-                self._configs.clear()
-            config = self._configs[key] = self._build_config(request)
-        return config
-
-    @staticmethod
-    def _build_config(request: GenerationRequest) -> genai_types.GenerateContentConfig:
-        from google.genai import types
-
-        config = types.GenerateContentConfig(
-            system_instruction=request.system_instruction,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            max_output_tokens=request.max_output_tokens,
-            stop_sequences=list(request.stop_sequences) or None,
-            automatic_continuation=False,
-            # no tools are passed; skip the SDK's function-calling loop entirely
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        )
-        if request.response_schema is not None:
-            config.response_mime_type = "application/json"
-            config.response_json_schema = dict(request.response_schema)
-        return config
 
     # -- response reading -------------------------------------------------------
 
@@ -191,9 +193,7 @@ class GeminiBackend:
                 )
         except _catchable() as exc:
             raise _normalised(exc) from exc
-        if not response.candidates:
-            raise EmptyResponse(f"{model} returned no candidates")
-        text, reason = self._read(response)
+        text, reason = self._read(response)  # first: a blocked prompt has no candidates
         if not text:
             raise EmptyResponse(f"{model} returned an empty answer (finish {reason})")
         return GenerationResult(
@@ -244,6 +244,7 @@ class GeminiBackend:
 
         reader = asyncio.create_task(read(), name=f"gemini-stream-{model}")
         finished = False
+        answered = False  # did any chunk carry a candidate?
         try:
             while True:
                 try:
@@ -260,6 +261,7 @@ class GeminiBackend:
                 if isinstance(item, _Failed):
                     raise _normalised(item.exc) from item.exc
                 text, reason = self._read(item)
+                answered = answered or bool(item.candidates)
                 if reason is not None:
                     finished = True
                 if text or reason is not None:
@@ -267,6 +269,8 @@ class GeminiBackend:
         finally:
             reader.cancel()
             await asyncio.wait([reader])
+        if not answered:
+            raise EmptyResponse(f"{model} streamed no candidates")
         if not finished:
             raise errors.transport_error(
                 "truncated", f"{model} ended its stream without a finish reason"
@@ -334,6 +338,7 @@ def _catchable() -> tuple[type[BaseException], ...]:
             httpx2.TransportError,
             json.JSONDecodeError,
             ConnectionError,
+            *errors._aiohttp_errors(),
         )
     return _CATCHABLE
 

@@ -49,13 +49,17 @@ def _retry_after_header(headers: Mapping[str, str] | None) -> float | None:
 
 def parse_error_details(
     details: Iterable[Mapping[str, Any]],
-) -> tuple[float | None, QuotaScope | None]:
-    """RetryInfo.retryDelay and the QuotaFailure scope from a Gemini error's details."""
+) -> tuple[float | None, QuotaScope | None, str | None]:
+    """RetryInfo.retryDelay, the QuotaFailure scope and the ErrorInfo reason from a
+    Gemini error's details."""
     retry_after: float | None = None
     scope: QuotaScope | None = None
+    reason: str | None = None
     for detail in details:
         kind = str(detail.get("@type", ""))
-        if kind.endswith("google.rpc.RetryInfo"):
+        if kind.endswith("google.rpc.ErrorInfo"):
+            reason = str(detail.get("reason") or "") or None
+        elif kind.endswith("google.rpc.RetryInfo"):
             retry_after = _retry_delay(detail.get("retryDelay"))
         elif kind.endswith("google.rpc.QuotaFailure"):
             for violation in detail.get("violations") or ():
@@ -64,7 +68,7 @@ def parse_error_details(
                     scope = "day"
                 elif "PerMinute" in quota_id and scope is None:
                     scope = "minute"
-    return retry_after, scope
+    return retry_after, scope, reason
 
 
 def from_status(
@@ -76,12 +80,13 @@ def from_status(
     status: str | None = None,
 ) -> gexc.GoogleAPICallError:
     """Build the api_core exception for an HTTP error (also used for SSE error events)."""
-    retry_after, scope = parse_error_details(details or ())
+    retry_after, scope, reason = parse_error_details(details or ())
     header_delay = _retry_after_header(headers)
     if header_delay is not None and (retry_after is None or header_delay > retry_after):
         retry_after = header_delay
     exc: gexc.GoogleAPICallError = gexc.from_http_status(code, message, details=list(details or ()))
-    attach(exc, Upstream(status=status or str(code), retry_after=retry_after, quota_scope=scope))
+    upstream = Upstream(status or str(code), retry_after, scope, reason)
+    attach(exc, upstream)
     return exc
 
 
@@ -128,8 +133,19 @@ def normalise(exc: BaseException) -> gexc.GoogleAPICallError | None:
         return from_status(int(exc.code), message, details=details, headers=headers)
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return transport_error("timeout", f"no answer in time ({type(exc).__name__})")
-    if isinstance(exc, httpx2.TransportError | ConnectionError):
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, *_aiohttp_errors())):
         return transport_error("network", f"connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
         return transport_error("malformed", f"malformed response body: {exc}")
     return None
+
+
+def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+    """aiohttp's transport errors. google-genai switches its async transport to aiohttp
+    whenever aiohttp is importable (it is not a dependency of ours, but a user's
+    environment may have it)."""
+    try:
+        import aiohttp
+    except ImportError:
+        return ()
+    return (aiohttp.ClientError,)

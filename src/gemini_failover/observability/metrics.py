@@ -80,7 +80,7 @@ UNLISTED_ROLE: Final = "unlisted"
 #: Series created at construction so that ``increase()`` sees the first event (a
 #: counter series that is born at 1 is invisible to ``rate``/``increase``).
 _AUTH_STATUSES: Final = ("401", "403")
-_SHED_REASONS: Final = ("rate_limited", "deadline", "overloaded", "retry_budget")
+_SHED_REASONS: Final = ("rate_limited", "deadline", "overloaded")
 _OPEN_TRANSITIONS: Final = (("closed", "open"), ("half_open", "open"))
 
 _MAX_LABEL_LEN: Final = 64
@@ -277,7 +277,7 @@ class ManagerMetrics(EventHandler):
             Counter(
                 f"{p}_shed_requests_total",
                 "Requests refused with a retry-after error instead of being queued, "
-                "by model and reason (rate_limited, deadline, overloaded, retry_budget).",
+                "by model and reason (rate_limited, deadline, overloaded).",
                 ["model", "reason"],
                 registry=reg,
             )

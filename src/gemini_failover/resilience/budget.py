@@ -43,8 +43,3 @@ class RetryBudget:
             return False
         self._retries.append(now)
         return True
-
-    def available(self) -> float:
-        now = self._clock.monotonic()
-        self._evict(now)
-        return self._floor + self._ratio * len(self._requests) - len(self._retries)

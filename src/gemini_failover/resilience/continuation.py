@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_WINDOW",
     "Span",
     "Stitcher",
-    "can_continue",
     "continuation_request",
     "trim_overlap",
 ]
@@ -51,15 +50,6 @@ DEFAULT_WINDOW = 512
 # A non-whitespace character at the start of the text or after whitespace. The
 # lookbehind also sees characters before ``pos``; ``\s`` is exactly str.isspace().
 _WORD_START = re.compile(r"(?<!\S)\S")
-
-
-def can_continue(request: GenerationRequest) -> bool:
-    """Whether a broken stream of ``request`` can be continued rather than restarted.
-
-    Structured (JSON schema) output cannot: constrained decoding makes the next model
-    emit a whole new JSON value, never the rest of a half-written one.
-    """
-    return not request.structured
 
 
 def continuation_request(request: GenerationRequest, partial: str) -> GenerationRequest:

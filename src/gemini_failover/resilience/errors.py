@@ -83,9 +83,24 @@ class Upstream:
     status: str
     retry_after: float | None = None
     quota_scope: QuotaScope | None = None
+    #: google.rpc.ErrorInfo.reason, e.g. "API_KEY_INVALID"
+    reason: str | None = None
 
 
 _ATTR = "_gemini_failover_upstream"
+
+#: ErrorInfo reasons that mean "the credentials are wrong", whatever the status code:
+#: Gemini answers a bad API key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID.
+AUTH_REASONS = frozenset(
+    {
+        "API_KEY_INVALID",
+        "API_KEY_SERVICE_BLOCKED",
+        "API_KEY_HTTP_REFERRER_BLOCKED",
+        "CREDENTIALS_MISSING",
+        "ACCESS_TOKEN_EXPIRED",
+        "SERVICE_DISABLED",
+    }
+)
 
 
 def attach(exc: BaseException, upstream: Upstream) -> None:
@@ -158,7 +173,7 @@ def classify(exc: BaseException) -> Classification:
     elif isinstance(exc, gexc.TooManyRequests | gexc.ResourceExhausted) or code == 429:
         day = up.quota_scope == "day"
         category = Category.QUOTA_EXHAUSTED if day else Category.RATE_LIMITED
-    elif code in (401, 403):
+    elif code in (401, 403) or up.reason in AUTH_REASONS:
         category = Category.AUTH
     elif code == 404:
         category = Category.MODEL_UNAVAILABLE

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar
 
@@ -66,7 +67,6 @@ from gemini_failover.resilience.state import (
 
 T = TypeVar("T")
 
-_STREAM_ERRORS: tuple[type[BaseException], ...] = (*UPSTREAM_ERRORS, TimeoutError)
 
 ROLES = ("primary", "secondary", "tertiary", "quaternary")
 
@@ -232,7 +232,6 @@ class FailoverManager:
         self.active_model: str = self.chain[0].name
         self.last_failover: FailoverRecord | None = None
         self._store_health = self.store.health()
-        self._validators: dict[str, Any] = {}
         self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
         self._ids = itertools.count(1)
 
@@ -276,7 +275,7 @@ class FailoverManager:
         state = self._models.get(model)
         if state is not None and until > state.cooldowns.get(kind, 0.0):
             state.cooldowns[kind] = until
-            self._update_active()
+            self._cooldown_changed(kind, until)
 
     def apply_window(self, model: str, bad: int, total: int) -> None:
         state = self._models.get(model)
@@ -313,7 +312,20 @@ class FailoverManager:
             self.events.publish(ev.QuotaExhausted(state.name, until))
         elif kind is CooldownKind.UNAVAILABLE:
             self.events.publish(ev.ModelUnavailable(state.name, until))
+        self._cooldown_changed(kind, until)
+
+    def _cooldown_changed(self, kind: CooldownKind, until: float) -> None:
+        """A model may stop taking traffic now, and take it again when the cool-down
+        runs out: that moment has no event of its own, so schedule a re-check for it
+        (traffic served by the model, or a health read, re-checks earlier)."""
         self._update_active()
+        if kind is CooldownKind.RATE_LIMITED:
+            return  # a rate-limited model stays the active one
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no running loop (a synchronous caller): nothing to schedule
+            return
+        loop.call_later(max(0.0, until - self.clock.time()) + 0.01, self._update_active)
 
     def _taking_traffic(self, state: _ModelState, now: float) -> bool:
         return (
@@ -414,14 +426,15 @@ class FailoverManager:
         try:
             state.info = await self.backend.model_info(state.name, timeout=PROFILE_TIMEOUT)
         except UPSTREAM_ERRORS:
-            # Unknown limits: serve on overrides/defaults, ask again later.
-            state.info_retry_at = self.clock.monotonic() + PROFILE_RETRY_SECONDS
+            pass  # unknown limits: serve on overrides/defaults, ask again later
         else:
             state.profile = ModelProfile.build(
                 state.name, state.info, self.settings.model_overrides.get(state.name)
             )
         finally:
             state.info_task = None
+            if state.info is None:  # failed (or a bug, which the task still carries)
+                state.info_retry_at = self.clock.monotonic() + PROFILE_RETRY_SECONDS
 
     # -- validation -------------------------------------------------------------------
 
@@ -429,20 +442,12 @@ class FailoverManager:
         schema = request.response_schema
         if schema is None:
             return _no_validation
-        key = json.dumps(schema, sort_keys=True)
-        validator = self._validators.get(key)
-        if validator is None:
-            cls = validator_for(schema)
-            try:
-                cls.check_schema(schema)
-            except SchemaError as exc:
-                raise RequestFailed(
-                    Category.BAD_REQUEST, f"invalid JSON Schema: {exc.message}"
-                ) from None
-            validator = cls(schema)
-            if len(self._validators) > 256:
-                self._validators.clear()
-            self._validators[key] = validator
+        try:
+            validator = _schema_validator(json.dumps(schema, sort_keys=True))
+        except SchemaError as exc:
+            raise RequestFailed(
+                Category.BAD_REQUEST, f"invalid JSON Schema: {exc.message}"
+            ) from None
 
         def validate(text: str) -> Any:
             try:
@@ -499,8 +504,9 @@ class FailoverManager:
             exc.provenance = req.provenance
             self._finished(req, None, exc.category, started)
             raise
-        self._finished(req, None, "exhausted", started)
-        raise route.exhausted()
+        failed = route.exhausted()
+        self._finished(req, None, failed.category, started)
+        raise failed
 
     def _earliest_recovery(self, chain: list[_ModelState]) -> float | None:
         now = self.clock.time()
@@ -568,22 +574,16 @@ class FailoverManager:
             )
         raise RequestFailed(Category.TIMEOUT, f"deadline exceeded waiting for {state.name}")
 
-    async def _on_model(
-        self,
-        req: _Request,
-        state: _ModelState,
-        call: Callable[[str, float], Awaitable[T]],
-    ) -> T:
-        """Retry loop on one model. Returns a value, raises _GiveUp to fail over, or
-        RequestFailed when the request must end here."""
+    def _retrying(self, req: _Request, state: _ModelState) -> AsyncRetrying:
+        """The retry loop for one request on one model (tenacity): retry what the error
+        table says to retry, at most ``max_attempts_per_model`` attempts (semantic
+        failures: ``semantic_retries`` more), never past the deadline, and only while
+        the retry budget lasts; wait with full-jitter backoff, floored by Retry-After."""
         settings = self.settings.retry
-        has_next = state is not self._last_of(state)
-        await self._wait_out_rate_limit(req, state, has_next)
 
         def stop(rs: RetryCallState) -> bool:
             exc = rs.outcome.exception() if rs.outcome else None
-            c = classify(exc) if exc is not None else None
-            if c is not None and c.category is Category.SEMANTIC:
+            if exc is not None and classify(exc).category is Category.SEMANTIC:
                 if req.semantic_failures.get(state.name, 0) > settings.semantic_retries:
                     return True
             elif rs.attempt_number >= settings.max_attempts_per_model:
@@ -598,10 +598,29 @@ class FailoverManager:
         def before_sleep(rs: RetryCallState) -> None:
             exc = rs.outcome.exception() if rs.outcome else None
             if exc is not None:
+                category = classify(exc).category
                 self.events.publish(
-                    ev.RetryScheduled(req.id, state.name, classify(exc).category, rs.upcoming_sleep)
+                    ev.RetryScheduled(req.id, state.name, category, rs.upcoming_sleep)
                 )
 
+        return AsyncRetrying(
+            stop=stop,
+            wait=self._wait,
+            retry=retry_if_exception(_retryable),
+            sleep=self.clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    async def _on_model(
+        self,
+        req: _Request,
+        state: _ModelState,
+        call: Callable[[str, float], Awaitable[T]],
+    ) -> T:
+        """Retry loop on one model. Returns a value, raises _GiveUp to fail over, or
+        RequestFailed when the request must end here."""
+        await self._wait_out_rate_limit(req, state, self._usable_after(state))
         # Fast path: the first attempt runs outside tenacity, which costs ~100 us per
         # call to set up; the retry loop is built only once something has failed.
         try:
@@ -618,24 +637,18 @@ class FailoverManager:
                 raise replay.pop()
             return await self._attempt(req, state, call)
 
-        retrying = AsyncRetrying(
-            stop=stop,
-            wait=self._wait,
-            retry=retry_if_exception(_retryable),
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
         try:
-            return await retrying(attempt)
+            return await self._retrying(req, state)(attempt)
         except UPSTREAM_ERRORS as exc:
             self._after_failure(req, state, classify(exc))
         except _BreakerRejected:
             raise _GiveUp("breaker_open") from None
 
-    def _last_of(self, state: _ModelState) -> _ModelState:
+    def _usable_after(self, state: _ModelState) -> bool:
+        """Is there a later model in this chain that could take traffic now?"""
         chain = self.chain if state in self.chain else self.embedding_chain
-        return chain[-1]
+        now = self.clock.time()
+        return any(self._taking_traffic(s, now) for s in chain[chain.index(state) + 1 :])
 
     def _after_failure(self, req: _Request, state: _ModelState, c: Classification) -> NoReturn:
         """Retries on this model are spent (or pointless): fail over, or end the request."""
@@ -654,22 +667,53 @@ class FailoverManager:
             raise RequestFailed(c.category, c.message)
         raise RequestFailed(c.category, f"{state.name} rejected the request: {c.message}")
 
-    async def _attempt(
-        self, req: _Request, state: _ModelState, call: Callable[[str, float], Awaitable[T]]
-    ) -> T:
-        remaining = self._remaining(req)
-        if remaining <= 0:
-            raise RequestFailed(
-                Category.TIMEOUT, f"deadline exceeded ({self.settings.total_timeout:g} s)"
-            )
+    async def _open_attempt(self, req: _Request, state: _ModelState) -> tuple[Permit, float]:
+        """Admission of one attempt: a breaker permit and a concurrency slot, within the
+        deadline. Returns the permit and the seconds left once the slot is held; the
+        caller releases ``state.slots`` and records the outcome on the permit."""
+        if self._remaining(req) <= 0:
+            raise self._deadline_passed()
         permit = state.breaker.allow()
         if permit is None:
             raise _BreakerRejected
-        timeout = min(self.settings.attempt_timeout, remaining)
         await self._acquire_slot(req, state, permit)
+        remaining = self._remaining(req)  # waiting for the slot took some of it
+        if remaining <= 0:
+            state.slots.release()
+            state.breaker.release(permit)
+            raise self._deadline_passed()
+        return permit, remaining
+
+    def _deadline_passed(self) -> RequestFailed:
+        return RequestFailed(
+            Category.TIMEOUT, f"deadline exceeded ({self.settings.total_timeout:g} s)"
+        )
+
+    def _succeeded(
+        self,
+        req: _Request,
+        state: _ModelState,
+        permit: Permit,
+        started: float,
+        health_latency: float,
+    ) -> None:
+        """Record a successful attempt. ``health_latency`` is what the breaker judges
+        slowness by (the whole call, or a stream's time to first token)."""
+        state.breaker.record(permit, Outcome.SUCCESS, health_latency)
+        self.store.record_outcome(state.name, False)
+        req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
+        latency = self.clock.monotonic() - started
+        self.events.publish(
+            ev.AttemptFinished(req.id, state.name, "ok", None, latency, req.operation)
+        )
+
+    async def _attempt(
+        self, req: _Request, state: _ModelState, call: Callable[[str, float], Awaitable[T]]
+    ) -> T:
+        permit, remaining = await self._open_attempt(req, state)
         started = self.clock.monotonic()
         try:
-            value = await call(state.name, timeout)
+            value = await call(state.name, min(self.settings.attempt_timeout, remaining))
         except UPSTREAM_ERRORS as exc:
             self._record_failure(req, state, permit, classify(exc), started)
             raise
@@ -678,13 +722,7 @@ class FailoverManager:
             raise
         finally:
             state.slots.release()
-        latency = self.clock.monotonic() - started
-        state.breaker.record(permit, Outcome.SUCCESS, latency)
-        self.store.record_outcome(state.name, False)
-        req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
-        self.events.publish(
-            ev.AttemptFinished(req.id, state.name, "ok", None, latency, req.operation)
-        )
+        self._succeeded(req, state, permit, started, self.clock.monotonic() - started)
         return value
 
     async def _acquire_slot(self, req: _Request, state: _ModelState, permit: Permit) -> None:
@@ -743,6 +781,7 @@ class FailoverManager:
     # -- introspection for tools and health --------------------------------------------
 
     def model_status(self) -> list[dict[str, Any]]:
+        self._update_active()
         now = self.clock.time()
         out = []
         for state in (*self.chain, *self.embedding_chain):
@@ -784,6 +823,16 @@ class FailoverManager:
                 }
             )
         return out
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_validator(schema_json: str) -> Any:
+    """A compiled validator per schema (a pure function of it, so cached process-wide).
+    Raises SchemaError for an invalid schema."""
+    schema = json.loads(schema_json)
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -844,8 +893,10 @@ class ManagedStream:
                 broke_on = route.left.name if route.left is not None else state.name
                 outcome = _SegmentOutcome()
                 try:
-                    async for delta in self._segment(state, outcome):
-                        yield delta
+                    segment = self._segment(state, outcome)
+                    async with contextlib.aclosing(segment):
+                        async for delta in segment:
+                            yield delta
                 except _GiveUp as g:
                     if continuing:
                         self._report_continuation(broke_on, state.name, route.left_reason, at_char)
@@ -886,8 +937,8 @@ class ManagedStream:
             exc.partial_text = exc.partial_text or self._stitcher.text
             m._finished(req, None, exc.category, started)
             raise
-        m._finished(req, None, "exhausted", started)
         failed = route.exhausted()
+        m._finished(req, None, failed.category, started)
         failed.partial_text = self._stitcher.text
         raise failed
 
@@ -905,56 +956,44 @@ class ManagedStream:
             )
         )
 
-    async def _segment(self, state: _ModelState, outcome: _SegmentOutcome) -> AsyncIterator[str]:
-        """Stream from one model. Failures before this model sent any text are retried
-        here like unary calls; a break after text raises _GiveUp (continue elsewhere)."""
+    async def _segment(
+        self, state: _ModelState, outcome: _SegmentOutcome
+    ) -> AsyncGenerator[str, None]:
+        """Stream from one model, with the unary retry loop (tenacity). A break after
+        this model sent text continues on the next usable model (_GiveUp), or, when it
+        is the last one, is retried here as a continuation of what was sent."""
         m, req = self._m, self._req
-        await m._wait_out_rate_limit(req, state, state is not m.chain[-1])
-        attempt_number = 0
-        while True:
-            attempt_number += 1
-            sent = self._stitcher.text
-            request = self._request
-            if sent and not self._buffered:
-                request = continuation_request(self._request, sent)
-            emitted = False
-            try:
-                async for delta in self._attempt_stream(state, request, outcome):
-                    emitted = True
-                    yield delta
-                return
-            except _BreakerRejected:
-                raise _GiveUp("breaker_open") from None
-            except _Broken as broken:
-                c = broken.classification
-                if emitted:
-                    raise _GiveUp(c.category.value, c) from None
-                if not c.action.retry_same_model or not self._may_retry(state, c, attempt_number):
-                    m._after_failure(req, state, c)
-                wait = m._wait(_call_state(attempt_number, broken.exc))
-                if wait >= m._remaining(req) or not m.budget.try_spend():
-                    m._after_failure(req, state, c)
-                m.events.publish(ev.RetryScheduled(req.id, state.name, c.category, wait))
-                await m.clock.sleep(wait)
-
-    def _may_retry(self, state: _ModelState, c: Classification, attempt: int) -> bool:
-        retry = self._m.settings.retry
-        if c.category is Category.SEMANTIC:
-            return self._req.semantic_failures.get(state.name, 0) <= retry.semantic_retries
-        return attempt < retry.max_attempts_per_model
+        usable_after = m._usable_after(state)
+        await m._wait_out_rate_limit(req, state, usable_after)
+        try:
+            async for attempt in m._retrying(req, state):
+                with attempt:
+                    sent = self._stitcher.text
+                    request = self._request
+                    if sent and not self._buffered:
+                        request = continuation_request(self._request, sent)
+                    emitted = False
+                    try:
+                        deltas = self._attempt_stream(state, request, outcome)
+                        async with contextlib.aclosing(deltas):
+                            async for delta in deltas:
+                                emitted = True
+                                yield delta
+                    except UPSTREAM_ERRORS as exc:
+                        c = classify(exc)
+                        if emitted and c.action.fail_over and usable_after:
+                            raise _GiveUp(c.category.value, c) from None
+                        raise  # tenacity decides: retry here (continuing), or give up
+        except UPSTREAM_ERRORS as exc:
+            m._after_failure(req, state, classify(exc))
+        except _BreakerRejected:
+            raise _GiveUp("breaker_open") from None
 
     async def _attempt_stream(
         self, state: _ModelState, request: GenerationRequest, outcome: _SegmentOutcome
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         m, req = self._m, self._req
-        remaining = m._remaining(req)
-        if remaining <= 0:
-            raise RequestFailed(
-                Category.TIMEOUT, f"deadline exceeded ({m.settings.total_timeout:g} s)"
-            )
-        permit = state.breaker.allow()
-        if permit is None:
-            raise _BreakerRejected
+        permit, remaining = await m._open_attempt(req, state)
         stitcher = self._stitcher
         if not self._buffered:
             stitcher.start(state.name)
@@ -965,7 +1004,6 @@ class ManagedStream:
         # code): the backend bounds each chunk's wait by the idle timeout and by the
         # request's deadline, in event-loop time.
         deadline = asyncio.get_running_loop().time() + remaining
-        await m._acquire_slot(req, state, permit)
         upstream = m.backend.stream(
             state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
         )
@@ -984,17 +1022,18 @@ class ManagedStream:
                 if out:
                     yield out
             text = "".join(buffer)
-            if self._buffered and self._request.structured:
-                m._validator(self._request)(text)
-            if not text and not self._buffered and not stitcher.text:
+            if self._buffered:
+                if not text:
+                    raise EmptyResponse(f"{state.name} streamed no text")
+                if self._request.structured:
+                    m._validator(self._request)(text)
+            elif not stitcher.text:
                 raise EmptyResponse(f"{state.name} streamed no text")
-        except _STREAM_ERRORS as exc:
-            failure = exc if isinstance(exc, UPSTREAM_ERRORS) else _deadline_error()
-            c = classify(failure)
-            m._record_failure(req, state, permit, c, started)
+        except UPSTREAM_ERRORS as exc:
+            m._record_failure(req, state, permit, classify(exc), started)
             if not self._buffered:
                 stitcher.abandon()
-            raise _Broken(c, failure) from None
+            raise
         except BaseException:
             state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
             raise
@@ -1003,14 +1042,7 @@ class ManagedStream:
             await _aclose(upstream)
         outcome.buffer = text
         ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
-        state.breaker.record(permit, Outcome.SUCCESS, ttft)
-        m.store.record_outcome(state.name, False)
-        req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
-        m.events.publish(
-            ev.AttemptFinished(
-                req.id, state.name, "ok", None, m.clock.monotonic() - started, "stream"
-            )
-        )
+        m._succeeded(req, state, permit, started, ttft)
 
 
 @dataclass(slots=True)
@@ -1020,48 +1052,7 @@ class _SegmentOutcome:
     buffer: str = ""
 
 
-class _Broken(Exception):
-    def __init__(self, classification: Classification, exc: BaseException) -> None:
-        super().__init__(classification.message)
-        self.classification = classification
-        self.exc = exc
-
-
-def _call_state(attempt_number: int, exc: BaseException) -> RetryCallState:
-    """A tenacity call state, to compute one wait with the same strategy outside a
-    tenacity loop (a stream cannot be retried by wrapping it in AsyncRetrying: a
-    generator cannot re-yield from inside a retry block)."""
-    rs = RetryCallState(AsyncRetrying(), None, (), {})
-    rs.attempt_number = attempt_number
-    rs.set_exception((type(exc), exc, exc.__traceback__))
-    return rs
-
-
-def _deadline_error() -> BaseException:
-    from google.api_core import exceptions as gexc
-
-    from gemini_failover.resilience.errors import Upstream, attach
-
-    exc = gexc.GatewayTimeout("the request deadline passed mid-stream")
-    attach(exc, Upstream(status="timeout"))
-    return exc
-
-
 async def _aclose(iterator: AsyncIterator[Any]) -> None:
     close = getattr(iterator, "aclose", None)
     if close is not None:
         await close()
-
-
-def request_from_mapping(data: Mapping[str, Any]) -> GenerationRequest:
-    """Build a request from plain data (used by tools and tests)."""
-    turns = tuple(Turn(t["role"], t["text"]) for t in data["contents"])
-    return GenerationRequest(
-        contents=turns,
-        system_instruction=data.get("system_instruction"),
-        temperature=data.get("temperature"),
-        top_p=data.get("top_p"),
-        max_output_tokens=data.get("max_output_tokens"),
-        stop_sequences=tuple(data.get("stop_sequences") or ()),
-        response_schema=data.get("response_schema"),
-    )

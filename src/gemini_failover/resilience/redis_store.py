@@ -497,7 +497,7 @@ class RedisStateStore:
     async def _drop_connections(self, timeout: float, *, close: bool) -> None:
         pubsub, self._pubsub = self._pubsub, None
         client = self._client
-        with contextlib.suppress(Exception, asyncio.TimeoutError):
+        with contextlib.suppress(*_FAILURES, TimeoutError):  # closing a broken link
             async with asyncio.timeout(timeout):
                 if pubsub is not None:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

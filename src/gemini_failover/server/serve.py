@@ -39,7 +39,7 @@ Transport = Literal["stdio", "sse", "http"]
 STDIO_START_DELAY = 1.0
 
 #: Environment variables pydantic-settings reads the API key from (case-insensitive).
-API_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "API_KEY")
+API_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 
 @dataclass(frozen=True, slots=True)
