@@ -19,8 +19,7 @@ import itertools
 import json
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 from jsonschema import SchemaError
@@ -28,25 +27,22 @@ from jsonschema.validators import validator_for
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from gemini_failover.config import Settings
-from gemini_failover.protocol import Backend, GenerationRequest, ModelInfo, Turn, Usage
+from gemini_failover.protocol import Backend, GenerationRequest, Turn
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.backoff import wait_retry_after
 from gemini_failover.resilience.breaker import (
     BreakerSnapshot,
     BreakerState,
-    CircuitBreaker,
     Outcome,
     Permit,
 )
 from gemini_failover.resilience.budget import RetryBudget
 from gemini_failover.resilience.capabilities import ModelProfile, Needs, misfit
 from gemini_failover.resilience.clock import Clock, SystemClock
-from gemini_failover.resilience.continuation import Stitcher, continuation_request
 from gemini_failover.resilience.errors import (
     UPSTREAM_ERRORS,
     Category,
     Classification,
-    EmptyResponse,
     SchemaViolation,
     classify,
 )
@@ -58,17 +54,23 @@ from gemini_failover.resilience.results import (
     Result,
     SpanRecord,
 )
+from gemini_failover.resilience.routing import (
+    BreakerRejected,
+    GiveUp,
+    ModelState,
+    RequestContext,
+    Route,
+)
 from gemini_failover.resilience.state import (
     CooldownKind,
     MemoryStateStore,
     StateStore,
     StoreHealth,
 )
+from gemini_failover.resilience.streaming import ManagedStream
 
 T = TypeVar("T")
 
-
-ROLES = ("primary", "secondary", "tertiary", "quaternary")
 
 #: How long a 404'd model is skipped before it is tried again.
 UNAVAILABLE_SECONDS = 300.0
@@ -79,119 +81,6 @@ PROFILE_RETRY_SECONDS = 60.0
 #: request within these never waits for a model's limits to be fetched.
 SAFE_INPUT_TOKENS = 32_768
 SAFE_OUTPUT_TOKENS = 8_192
-
-
-def role_of(index: int) -> str:
-    return ROLES[index] if index < len(ROLES) else f"fallback-{index}"
-
-
-class _GiveUp(Exception):
-    """This model is out for this request; try the next one."""
-
-    def __init__(self, reason: str, classification: Classification | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.classification = classification
-
-
-class _BreakerRejected(Exception):
-    """The breaker opened between two attempts on the same model."""
-
-
-class _ModelState:
-    def __init__(
-        self, name: str, index: int, manager: FailoverManager, settings: Settings, clock: Clock
-    ) -> None:
-        self.name = name
-        self.index = index
-        self.role = role_of(index)
-        self.breaker = CircuitBreaker(
-            name, settings.breaker, clock, on_transition=manager._breaker_changed(name)
-        )
-        self.cooldowns: dict[CooldownKind, float] = {}
-        self.info: ModelInfo | None = None
-        self.info_retry_at = 0.0
-        self.info_task: asyncio.Task[None] | None = None
-        self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
-        self.slots = asyncio.Semaphore(settings.concurrency.per_model)
-        self.waiting = 0
-        self.spill_counter = 0
-
-    def cooldown_left(self, kind: CooldownKind, now: float) -> float:
-        until = self.cooldowns.get(kind, 0.0)
-        return until - now if until > now else 0.0
-
-
-@dataclass(slots=True)
-class _Request:
-    id: str
-    operation: str
-    deadline: float  # monotonic
-    provenance: Provenance
-    semantic_failures: dict[str, int] = field(default_factory=dict)
-
-
-class _Route:
-    """One request's walk down the chain: skips the models that cannot take it (and
-    records why), reports each failover, and builds the error when every model is out.
-    Shared by unary calls and streams."""
-
-    def __init__(
-        self, manager: FailoverManager, req: _Request, chain: list[_ModelState], needs: Needs
-    ) -> None:
-        self._m = manager
-        self._req = req
-        self._chain = chain
-        self._needs = needs
-        self.left: _ModelState | None = None  # the last model given up on
-        self.left_reason = ""
-        self._give_ups: list[str] = []
-        self._misfits: list[str] = []
-        self._index = 0
-
-    async def next(self) -> _ModelState | None:
-        """The next model to try, or None when the chain is used up. (A method, not an
-        async generator: a generator left suspended by an early return would cost a
-        finaliser task on every request.)"""
-        m, req = self._m, self._req
-        while self._index < len(self._chain):
-            state = self._chain[self._index]
-            self._index += 1
-            skip = await m._eligible(req, state, self._needs)
-            if skip is not None:
-                req.provenance.skipped.append((state.name, skip))
-                m.events.publish(ev.ModelSkipped(req.id, state.name, skip))
-                if skip.startswith("capability"):
-                    self._misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
-                else:
-                    self.gave_up(state, skip)
-                continue
-            if self.left is not None:
-                m._failover(req, self.left.name, state.name, self.left_reason)
-            return state
-        return None
-
-    def gave_up(self, state: _ModelState, reason: str) -> None:
-        self._give_ups.append(f"{state.name}: {reason.replace('_', ' ')}")
-        self.left, self.left_reason = state, reason
-
-    def exhausted(self) -> RequestFailed:
-        req = self._req
-        if self._misfits and not self._give_ups:
-            return RequestFailed(
-                "no_capable_model",
-                "no model in the chain can serve this request: " + "; ".join(self._misfits),
-                provenance=req.provenance,
-            )
-        retry_after = self._m._earliest_recovery(self._chain)
-        detail = "; ".join(self._give_ups + self._misfits)
-        hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
-        return RequestFailed(
-            "unavailable",
-            f"every model in the chain failed ({detail}){hint}",
-            provenance=req.provenance,
-            retry_after=retry_after,
-        )
 
 
 class FailoverManager:
@@ -222,10 +111,10 @@ class FailoverManager:
             s.backoff_initial, s.backoff_max, settings.rate_limit.default_retry_after
         )
         self.chain = [
-            _ModelState(m, i, self, settings, self.clock) for i, m in enumerate(settings.models)
+            ModelState(m, i, self, settings, self.clock) for i, m in enumerate(settings.models)
         ]
         self.embedding_chain = [
-            _ModelState(m, i, self, settings, self.clock)
+            ModelState(m, i, self, settings, self.clock)
             for i, m in enumerate(settings.embedding_models)
         ]
         self._models = {m.name: m for m in (*self.chain, *self.embedding_chain)}
@@ -302,7 +191,7 @@ class FailoverManager:
 
         return on_transition
 
-    def _set_cooldown(self, state: _ModelState, kind: CooldownKind, seconds: float) -> None:
+    def _set_cooldown(self, state: ModelState, kind: CooldownKind, seconds: float) -> None:
         until = self.clock.time() + seconds
         if until <= state.cooldowns.get(kind, 0.0):
             return
@@ -327,7 +216,7 @@ class FailoverManager:
             return
         loop.call_later(max(0.0, until - self.clock.time()) + 0.01, self._update_active)
 
-    def _taking_traffic(self, state: _ModelState, now: float) -> bool:
+    def _taking_traffic(self, state: ModelState, now: float) -> bool:
         return (
             state.breaker.snapshot.state is BreakerState.CLOSED
             and not state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now)
@@ -345,10 +234,10 @@ class FailoverManager:
 
     # -- public operations ---------------------------------------------------------------
 
-    def _new_request(self, operation: str, request_id: str | None) -> _Request:
+    def _new_request(self, operation: str, request_id: str | None) -> RequestContext:
         rid = request_id or f"{self._id_prefix}-{next(self._ids)}"
         self.budget.record_request()
-        return _Request(
+        return RequestContext(
             id=rid,
             operation=operation,
             deadline=self.clock.monotonic() + self.settings.total_timeout,
@@ -401,7 +290,7 @@ class FailoverManager:
 
     # -- profiles ---------------------------------------------------------------------
 
-    async def profile(self, state: _ModelState, needs: Needs, deadline: float) -> ModelProfile:
+    async def profile(self, state: ModelState, needs: Needs, deadline: float) -> ModelProfile:
         """The model's profile: limits from models.get (fetched once, lazily) merged with
         configuration overrides.
 
@@ -422,7 +311,7 @@ class FailoverManager:
                     await asyncio.wait_for(asyncio.shield(state.info_task), timeout)
         return state.profile
 
-    async def _fetch_info(self, state: _ModelState) -> None:
+    async def _fetch_info(self, state: ModelState) -> None:
         try:
             state.info = await self.backend.model_info(state.name, timeout=PROFILE_TIMEOUT)
         except UPSTREAM_ERRORS:
@@ -466,10 +355,10 @@ class FailoverManager:
 
     # -- the engine -------------------------------------------------------------------
 
-    def _remaining(self, req: _Request) -> float:
+    def _remaining(self, req: RequestContext) -> float:
         return req.deadline - self.clock.monotonic()
 
-    async def _eligible(self, req: _Request, state: _ModelState, needs: Needs) -> str | None:
+    async def _eligible(self, req: RequestContext, state: ModelState, needs: Needs) -> str | None:
         """Why ``state`` must be skipped for this request, or None."""
         now = self.clock.time()
         if state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now):
@@ -483,18 +372,18 @@ class FailoverManager:
 
     async def _run(
         self,
-        req: _Request,
-        chain: list[_ModelState],
+        req: RequestContext,
+        chain: list[ModelState],
         needs: Needs,
         call: Callable[[str, float], Awaitable[T]],
         started: float,
     ) -> T:
-        route = _Route(self, req, chain, needs)
+        route = Route(self, req, chain, needs)
         try:
             while (state := await route.next()) is not None:
                 try:
                     value = await self._on_model(req, state, call)
-                except _GiveUp as g:
+                except GiveUp as g:
                     route.gave_up(state, g.reason)
                     continue
                 req.provenance.served_by = state.name
@@ -508,7 +397,7 @@ class FailoverManager:
         self._finished(req, None, failed.category, started)
         raise failed
 
-    def _earliest_recovery(self, chain: list[_ModelState]) -> float | None:
+    def _earliest_recovery(self, chain: list[ModelState]) -> float | None:
         now = self.clock.time()
         waits = []
         for state in chain:
@@ -520,13 +409,15 @@ class FailoverManager:
             )
         return min(waits) if waits else None
 
-    def _failover(self, req: _Request, from_model: str, to_model: str, reason: str) -> None:
+    def _failover(self, req: RequestContext, from_model: str, to_model: str, reason: str) -> None:
         record = FailoverRecord(from_model, to_model, reason)
         req.provenance.failovers.append(record)
         self.last_failover = record
         self.events.publish(ev.FailoverEvent(req.id, from_model, to_model, reason))
 
-    def _finished(self, req: _Request, served_by: str | None, outcome: str, started: float) -> None:
+    def _finished(
+        self, req: RequestContext, served_by: str | None, outcome: str, started: float
+    ) -> None:
         if served_by is not None and served_by != self.active_model:
             # a cool-down may have run out with no event to say so: re-derive it
             self._update_active()
@@ -542,7 +433,7 @@ class FailoverManager:
         )
 
     async def _wait_out_rate_limit(
-        self, req: _Request, state: _ModelState, chain_has_next: bool
+        self, req: RequestContext, state: ModelState, chain_has_next: bool
     ) -> None:
         """Before calling a model that told us to back off: wait (within the deadline),
         spill a bounded fraction to the fallback, or shed with a retry-after."""
@@ -551,7 +442,7 @@ class FailoverManager:
             return
         spill = self.settings.rate_limit.spill_fraction
         if chain_has_next and spill > 0 and self._rng.random() < spill:
-            raise _GiveUp("spill")
+            raise GiveUp("spill")
         wait += self._rng.uniform(0, self.settings.retry.backoff_initial)  # no herd at reopening
         if wait >= self._remaining(req):
             self._shed(req, state, "rate_limited", wait)
@@ -559,7 +450,7 @@ class FailoverManager:
         await self.clock.sleep(wait)
 
     def _shed(
-        self, req: _Request, state: _ModelState, reason: str, retry_after: float | None
+        self, req: RequestContext, state: ModelState, reason: str, retry_after: float | None
     ) -> NoReturn:
         self.events.publish(ev.RequestShed(req.id, state.name, reason, retry_after))
         if reason == "rate_limited":
@@ -574,7 +465,7 @@ class FailoverManager:
             )
         raise RequestFailed(Category.TIMEOUT, f"deadline exceeded waiting for {state.name}")
 
-    def _retrying(self, req: _Request, state: _ModelState) -> AsyncRetrying:
+    def _retrying(self, req: RequestContext, state: ModelState) -> AsyncRetrying:
         """The retry loop for one request on one model (tenacity): retry what the error
         table says to retry, at most ``max_attempts_per_model`` attempts (semantic
         failures: ``semantic_retries`` more), never past the deadline, and only while
@@ -614,11 +505,11 @@ class FailoverManager:
 
     async def _on_model(
         self,
-        req: _Request,
-        state: _ModelState,
+        req: RequestContext,
+        state: ModelState,
         call: Callable[[str, float], Awaitable[T]],
     ) -> T:
-        """Retry loop on one model. Returns a value, raises _GiveUp to fail over, or
+        """Retry loop on one model. Returns a value, raises GiveUp to fail over, or
         RequestFailed when the request must end here."""
         await self._wait_out_rate_limit(req, state, self._usable_after(state))
         # Fast path: the first attempt runs outside tenacity, which costs ~100 us per
@@ -629,8 +520,8 @@ class FailoverManager:
             if not _retryable(exc):
                 self._after_failure(req, state, classify(exc))
             replay: list[BaseException] = [exc]
-        except _BreakerRejected:
-            raise _GiveUp("breaker_open") from None
+        except BreakerRejected:
+            raise GiveUp("breaker_open") from None
 
         async def attempt() -> T:
             if replay:  # tenacity's attempt 1 is the failure we already have
@@ -641,22 +532,22 @@ class FailoverManager:
             return await self._retrying(req, state)(attempt)
         except UPSTREAM_ERRORS as exc:
             self._after_failure(req, state, classify(exc))
-        except _BreakerRejected:
-            raise _GiveUp("breaker_open") from None
+        except BreakerRejected:
+            raise GiveUp("breaker_open") from None
 
-    def _usable_after(self, state: _ModelState) -> bool:
+    def _usable_after(self, state: ModelState) -> bool:
         """Is there a later model in this chain that could take traffic now?"""
         chain = self.chain if state in self.chain else self.embedding_chain
         now = self.clock.time()
         return any(self._taking_traffic(s, now) for s in chain[chain.index(state) + 1 :])
 
-    def _after_failure(self, req: _Request, state: _ModelState, c: Classification) -> NoReturn:
+    def _after_failure(self, req: RequestContext, state: ModelState, c: Classification) -> NoReturn:
         """Retries on this model are spent (or pointless): fail over, or end the request."""
         if c.category is Category.RATE_LIMITED:
             wait = c.retry_after or self.settings.rate_limit.default_retry_after
             self._shed(req, state, "rate_limited", wait)
         if c.action.fail_over:
-            raise _GiveUp(c.category.value, c)
+            raise GiveUp(c.category.value, c)
         if c.category is Category.AUTH:
             raise RequestFailed(
                 c.category,
@@ -667,7 +558,7 @@ class FailoverManager:
             raise RequestFailed(c.category, c.message)
         raise RequestFailed(c.category, f"{state.name} rejected the request: {c.message}")
 
-    async def _open_attempt(self, req: _Request, state: _ModelState) -> tuple[Permit, float]:
+    async def _open_attempt(self, req: RequestContext, state: ModelState) -> tuple[Permit, float]:
         """Admission of one attempt: a breaker permit and a concurrency slot, within the
         deadline. Returns the permit and the seconds left once the slot is held; the
         caller releases ``state.slots`` and records the outcome on the permit."""
@@ -675,7 +566,7 @@ class FailoverManager:
             raise self._deadline_passed()
         permit = state.breaker.allow()
         if permit is None:
-            raise _BreakerRejected
+            raise BreakerRejected
         await self._acquire_slot(req, state, permit)
         remaining = self._remaining(req)  # waiting for the slot took some of it
         if remaining <= 0:
@@ -691,8 +582,8 @@ class FailoverManager:
 
     def _succeeded(
         self,
-        req: _Request,
-        state: _ModelState,
+        req: RequestContext,
+        state: ModelState,
         permit: Permit,
         started: float,
         health_latency: float,
@@ -708,7 +599,7 @@ class FailoverManager:
         )
 
     async def _attempt(
-        self, req: _Request, state: _ModelState, call: Callable[[str, float], Awaitable[T]]
+        self, req: RequestContext, state: ModelState, call: Callable[[str, float], Awaitable[T]]
     ) -> T:
         permit, remaining = await self._open_attempt(req, state)
         started = self.clock.monotonic()
@@ -725,7 +616,7 @@ class FailoverManager:
         self._succeeded(req, state, permit, started, self.clock.monotonic() - started)
         return value
 
-    async def _acquire_slot(self, req: _Request, state: _ModelState, permit: Permit) -> None:
+    async def _acquire_slot(self, req: RequestContext, state: ModelState, permit: Permit) -> None:
         """Per-model concurrency, with shedding when too many are already waiting. The
         caller releases ``state.slots``. (A plain coroutine, not a context manager: this
         is on every call's path.)"""
@@ -750,8 +641,8 @@ class FailoverManager:
 
     def _record_failure(
         self,
-        req: _Request,
-        state: _ModelState,
+        req: RequestContext,
+        state: ModelState,
         permit: Permit,
         c: Classification,
         started: float,
@@ -841,218 +732,3 @@ def _retryable(exc: BaseException) -> bool:
 
 def _no_validation(text: str) -> None:
     return None
-
-
-class ManagedStream:
-    """An answer streamed through the manager: ``async for delta in stream``; then
-    ``stream.result`` holds the whole text and its provenance (spans per model).
-
-    A failure before the first delta is handled like a unary call (retry, breaker,
-    failover). A break after text was sent continues on the next capable model with
-    the partial answer as its own turn and an instruction to continue; the overlap it
-    repeats is trimmed (policy ``continue``), or ends the request with the partial
-    text (``fail``). Structured output and policy ``restart`` are buffered and
-    regenerated whole instead: nothing is sent until the answer is complete.
-    """
-
-    def __init__(self, manager: FailoverManager, request: GenerationRequest, req: _Request) -> None:
-        self._m = manager
-        self._request = request
-        self._req = req
-        self._stitcher = Stitcher()
-        self._buffered = request.structured or manager.settings.continuation == "restart"
-        self._gen: AsyncIterator[str] | None = None
-        self.result: Result | None = None
-
-    def __aiter__(self) -> AsyncIterator[str]:
-        if self._gen is None:
-            self._gen = self._run()
-        return self._gen
-
-    async def aclose(self) -> None:
-        """Stop now: closes the upstream HTTP stream."""
-        if self._gen is not None:
-            await _aclose(self._gen)
-
-    @property
-    def text(self) -> str:
-        """What the consumer has been sent so far."""
-        return self._stitcher.text
-
-    async def _run(self) -> AsyncIterator[str]:
-        m, req = self._m, self._req
-        started = m.clock.monotonic()
-        needs = Needs.of(self._request)
-        validate = m._validator(self._request)
-        prov = req.provenance
-        route = _Route(m, req, m.chain, needs)
-        try:
-            while (state := await route.next()) is not None:
-                at_char = len(self._stitcher.text)
-                continuing = at_char > 0
-                broke_on = route.left.name if route.left is not None else state.name
-                outcome = _SegmentOutcome()
-                try:
-                    segment = self._segment(state, outcome)
-                    async with contextlib.aclosing(segment):
-                        async for delta in segment:
-                            yield delta
-                except _GiveUp as g:
-                    if continuing:
-                        self._report_continuation(broke_on, state.name, route.left_reason, at_char)
-                    route.gave_up(state, g.reason)
-                    if self._stitcher.text and m.settings.continuation == "fail":
-                        raise RequestFailed(
-                            "stream_broken",
-                            f"the stream from {state.name} broke after "
-                            f"{len(self._stitcher.text)} characters ({g.reason}); "
-                            "continuation policy is 'fail'",
-                            partial_text=self._stitcher.text,
-                        ) from None
-                    continue
-                if continuing:
-                    self._report_continuation(broke_on, state.name, route.left_reason, at_char)
-                if self._buffered:
-                    text = outcome.buffer
-                    parsed = validate(text)
-                    if text:
-                        yield text
-                else:
-                    tail = self._stitcher.finish()
-                    if tail:
-                        yield tail
-                    text, parsed = self._stitcher.text, None
-                prov.served_by = state.name
-                spans = self._stitcher.spans if not self._buffered else []
-                prov.spans.extend(SpanRecord(s.model, s.start, s.end) for s in spans)
-                if self._buffered:
-                    prov.spans.append(SpanRecord(state.name, 0, len(text)))
-                self.result = Result(
-                    text, outcome.finish_reason or "STOP", outcome.usage or Usage(), prov, parsed
-                )
-                m._finished(req, state.name, "ok", started)
-                return
-        except RequestFailed as exc:
-            exc.provenance = prov
-            exc.partial_text = exc.partial_text or self._stitcher.text
-            m._finished(req, None, exc.category, started)
-            raise
-        failed = route.exhausted()
-        m._finished(req, None, failed.category, started)
-        failed.partial_text = self._stitcher.text
-        raise failed
-
-    def _report_continuation(
-        self, from_model: str, to_model: str, reason: str, at_char: int
-    ) -> None:
-        self._m.events.publish(
-            ev.ContinuationEvent(
-                self._req.id,
-                from_model,
-                to_model,
-                at_char,
-                reason,
-                self._stitcher.last_trim,
-            )
-        )
-
-    async def _segment(
-        self, state: _ModelState, outcome: _SegmentOutcome
-    ) -> AsyncGenerator[str, None]:
-        """Stream from one model, with the unary retry loop (tenacity). A break after
-        this model sent text continues on the next usable model (_GiveUp), or, when it
-        is the last one, is retried here as a continuation of what was sent."""
-        m, req = self._m, self._req
-        usable_after = m._usable_after(state)
-        await m._wait_out_rate_limit(req, state, usable_after)
-        try:
-            async for attempt in m._retrying(req, state):
-                with attempt:
-                    sent = self._stitcher.text
-                    request = self._request
-                    if sent and not self._buffered:
-                        request = continuation_request(self._request, sent)
-                    emitted = False
-                    try:
-                        deltas = self._attempt_stream(state, request, outcome)
-                        async with contextlib.aclosing(deltas):
-                            async for delta in deltas:
-                                emitted = True
-                                yield delta
-                    except UPSTREAM_ERRORS as exc:
-                        c = classify(exc)
-                        if emitted and c.action.fail_over and usable_after:
-                            raise _GiveUp(c.category.value, c) from None
-                        raise  # tenacity decides: retry here (continuing), or give up
-        except UPSTREAM_ERRORS as exc:
-            m._after_failure(req, state, classify(exc))
-        except _BreakerRejected:
-            raise _GiveUp("breaker_open") from None
-
-    async def _attempt_stream(
-        self, state: _ModelState, request: GenerationRequest, outcome: _SegmentOutcome
-    ) -> AsyncGenerator[str, None]:
-        m, req = self._m, self._req
-        permit, remaining = await m._open_attempt(req, state)
-        stitcher = self._stitcher
-        if not self._buffered:
-            stitcher.start(state.name)
-        buffer: list[str] = []
-        started = m.clock.monotonic()
-        first_at: float | None = None
-        # No asyncio.timeout around the yields below (it would cancel the consumer's
-        # code): the backend bounds each chunk's wait by the idle timeout and by the
-        # request's deadline, in event-loop time.
-        deadline = asyncio.get_running_loop().time() + remaining
-        upstream = m.backend.stream(
-            state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
-        )
-        try:
-            async for chunk in upstream:
-                if first_at is None:
-                    first_at = m.clock.monotonic()
-                if chunk.finish_reason:
-                    outcome.finish_reason = chunk.finish_reason
-                if chunk.usage:
-                    outcome.usage = chunk.usage
-                if self._buffered:
-                    buffer.append(chunk.text)
-                    continue
-                out = stitcher.feed(chunk.text)
-                if out:
-                    yield out
-            text = "".join(buffer)
-            if self._buffered:
-                if not text:
-                    raise EmptyResponse(f"{state.name} streamed no text")
-                if self._request.structured:
-                    m._validator(self._request)(text)
-            elif not stitcher.text:
-                raise EmptyResponse(f"{state.name} streamed no text")
-        except UPSTREAM_ERRORS as exc:
-            m._record_failure(req, state, permit, classify(exc), started)
-            if not self._buffered:
-                stitcher.abandon()
-            raise
-        except BaseException:
-            state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
-            raise
-        finally:
-            state.slots.release()
-            await _aclose(upstream)
-        outcome.buffer = text
-        ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
-        m._succeeded(req, state, permit, started, ttft)
-
-
-@dataclass(slots=True)
-class _SegmentOutcome:
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    buffer: str = ""
-
-
-async def _aclose(iterator: AsyncIterator[Any]) -> None:
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        await close()

@@ -1,0 +1,249 @@
+"""Streams through the failover manager: deltas as they arrive, continuation on the
+next model when a stream breaks half-way, and upstream connections that close the
+moment the consumer stops.
+
+A failure before the first delta is handled like a unary call (the same tenacity
+loop, breaker and failover). After text was sent, a break continues on the next
+usable model: the original conversation, the partial answer as the model's own turn
+and an instruction to continue (no assistant prefill); the overlap it repeats is
+trimmed by the Stitcher. Only categories that may fail over continue elsewhere; the
+rest end the call with the partial text. Structured output and policy ``restart``
+are buffered and regenerated whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gemini_failover.protocol import GenerationRequest, Usage
+from gemini_failover.resilience import events as ev
+from gemini_failover.resilience.capabilities import Needs
+from gemini_failover.resilience.continuation import Stitcher, continuation_request
+from gemini_failover.resilience.errors import UPSTREAM_ERRORS, EmptyResponse, classify
+from gemini_failover.resilience.results import RequestFailed, Result, SpanRecord
+from gemini_failover.resilience.routing import (
+    BreakerRejected,
+    GiveUp,
+    ModelState,
+    RequestContext,
+    Route,
+    aclose,
+)
+
+if TYPE_CHECKING:
+    from gemini_failover.resilience.manager import FailoverManager
+
+
+class ManagedStream:
+    """An answer streamed through the manager: ``async for delta in stream``; then
+    ``stream.result`` holds the whole text and its provenance (spans per model).
+
+    A failure before the first delta is handled like a unary call (retry, breaker,
+    failover). A break after text was sent continues on the next capable model with
+    the partial answer as its own turn and an instruction to continue; the overlap it
+    repeats is trimmed (policy ``continue``), or ends the request with the partial
+    text (``fail``). Structured output and policy ``restart`` are buffered and
+    regenerated whole instead: nothing is sent until the answer is complete.
+    """
+
+    def __init__(
+        self, manager: FailoverManager, request: GenerationRequest, req: RequestContext
+    ) -> None:
+        self._m = manager
+        self._request = request
+        self._req = req
+        self._stitcher = Stitcher()
+        self._buffered = request.structured or manager.settings.continuation == "restart"
+        self._gen: AsyncIterator[str] | None = None
+        self.result: Result | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def aclose(self) -> None:
+        """Stop now: closes the upstream HTTP stream."""
+        if self._gen is not None:
+            await aclose(self._gen)
+
+    @property
+    def text(self) -> str:
+        """What the consumer has been sent so far."""
+        return self._stitcher.text
+
+    async def _run(self) -> AsyncIterator[str]:
+        m, req = self._m, self._req
+        started = m.clock.monotonic()
+        needs = Needs.of(self._request)
+        validate = m._validator(self._request)
+        prov = req.provenance
+        route = Route(m, req, m.chain, needs)
+        try:
+            while (state := await route.next()) is not None:
+                at_char = len(self._stitcher.text)
+                continuing = at_char > 0
+                broke_on = route.left.name if route.left is not None else state.name
+                outcome = _SegmentOutcome()
+                try:
+                    segment = self._segment(state, outcome)
+                    async with contextlib.aclosing(segment):
+                        async for delta in segment:
+                            yield delta
+                except GiveUp as g:
+                    if continuing:
+                        self._report_continuation(broke_on, state.name, route.left_reason, at_char)
+                    route.gave_up(state, g.reason)
+                    if self._stitcher.text and m.settings.continuation == "fail":
+                        raise RequestFailed(
+                            "stream_broken",
+                            f"the stream from {state.name} broke after "
+                            f"{len(self._stitcher.text)} characters ({g.reason}); "
+                            "continuation policy is 'fail'",
+                            partial_text=self._stitcher.text,
+                        ) from None
+                    continue
+                if continuing:
+                    self._report_continuation(broke_on, state.name, route.left_reason, at_char)
+                if self._buffered:
+                    text = outcome.buffer
+                    parsed = validate(text)
+                    if text:
+                        yield text
+                else:
+                    tail = self._stitcher.finish()
+                    if tail:
+                        yield tail
+                    text, parsed = self._stitcher.text, None
+                prov.served_by = state.name
+                spans = self._stitcher.spans if not self._buffered else []
+                prov.spans.extend(SpanRecord(s.model, s.start, s.end) for s in spans)
+                if self._buffered:
+                    prov.spans.append(SpanRecord(state.name, 0, len(text)))
+                self.result = Result(
+                    text, outcome.finish_reason or "STOP", outcome.usage or Usage(), prov, parsed
+                )
+                m._finished(req, state.name, "ok", started)
+                return
+        except RequestFailed as exc:
+            exc.provenance = prov
+            exc.partial_text = exc.partial_text or self._stitcher.text
+            m._finished(req, None, exc.category, started)
+            raise
+        failed = route.exhausted()
+        m._finished(req, None, failed.category, started)
+        failed.partial_text = self._stitcher.text
+        raise failed
+
+    def _report_continuation(
+        self, from_model: str, to_model: str, reason: str, at_char: int
+    ) -> None:
+        self._m.events.publish(
+            ev.ContinuationEvent(
+                self._req.id,
+                from_model,
+                to_model,
+                at_char,
+                reason,
+                self._stitcher.last_trim,
+            )
+        )
+
+    async def _segment(
+        self, state: ModelState, outcome: _SegmentOutcome
+    ) -> AsyncGenerator[str, None]:
+        """Stream from one model, with the unary retry loop (tenacity). A break after
+        this model sent text continues on the next usable model (GiveUp), or, when it
+        is the last one, is retried here as a continuation of what was sent."""
+        m, req = self._m, self._req
+        usable_after = m._usable_after(state)
+        await m._wait_out_rate_limit(req, state, usable_after)
+        try:
+            async for attempt in m._retrying(req, state):
+                with attempt:
+                    sent = self._stitcher.text
+                    request = self._request
+                    if sent and not self._buffered:
+                        request = continuation_request(self._request, sent)
+                    emitted = False
+                    try:
+                        deltas = self._attempt_stream(state, request, outcome)
+                        async with contextlib.aclosing(deltas):
+                            async for delta in deltas:
+                                emitted = True
+                                yield delta
+                    except UPSTREAM_ERRORS as exc:
+                        c = classify(exc)
+                        if emitted and c.action.fail_over and usable_after:
+                            raise GiveUp(c.category.value, c) from None
+                        raise  # tenacity decides: retry here (continuing), or give up
+        except UPSTREAM_ERRORS as exc:
+            m._after_failure(req, state, classify(exc))
+        except BreakerRejected:
+            raise GiveUp("breaker_open") from None
+
+    async def _attempt_stream(
+        self, state: ModelState, request: GenerationRequest, outcome: _SegmentOutcome
+    ) -> AsyncGenerator[str, None]:
+        m, req = self._m, self._req
+        permit, remaining = await m._open_attempt(req, state)
+        stitcher = self._stitcher
+        if not self._buffered:
+            stitcher.start(state.name)
+        buffer: list[str] = []
+        started = m.clock.monotonic()
+        first_at: float | None = None
+        # No asyncio.timeout around the yields below (it would cancel the consumer's
+        # code): the backend bounds each chunk's wait by the idle timeout and by the
+        # request's deadline, in event-loop time.
+        deadline = asyncio.get_running_loop().time() + remaining
+        upstream = m.backend.stream(
+            state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
+        )
+        try:
+            async for chunk in upstream:
+                if first_at is None:
+                    first_at = m.clock.monotonic()
+                if chunk.finish_reason:
+                    outcome.finish_reason = chunk.finish_reason
+                if chunk.usage:
+                    outcome.usage = chunk.usage
+                if self._buffered:
+                    buffer.append(chunk.text)
+                    continue
+                out = stitcher.feed(chunk.text)
+                if out:
+                    yield out
+            text = "".join(buffer)
+            if self._buffered:
+                if not text:
+                    raise EmptyResponse(f"{state.name} streamed no text")
+                if self._request.structured:
+                    m._validator(self._request)(text)
+            elif not stitcher.text:
+                raise EmptyResponse(f"{state.name} streamed no text")
+        except UPSTREAM_ERRORS as exc:
+            m._record_failure(req, state, permit, classify(exc), started)
+            if not self._buffered:
+                stitcher.abandon()
+            raise
+        except BaseException:
+            state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
+            raise
+        finally:
+            state.slots.release()
+            await aclose(upstream)
+        outcome.buffer = text
+        ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
+        m._succeeded(req, state, permit, started, ttft)
+
+
+@dataclass(slots=True)
+class _SegmentOutcome:
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    buffer: str = ""
