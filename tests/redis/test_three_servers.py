@@ -18,28 +18,9 @@ from mcp import Client
 
 from gemini_failover.emulator import Emulator, EmulatorServer
 from tests.e2e.conftest import FALLBACK, PRIMARY, fast_env, held
-from tests.redis.server import free_port
+from tests.processes import free_port, listening
 
 pytestmark = pytest.mark.redis
-
-
-async def listening(port: int, proc: asyncio.subprocess.Process, timeout: float = 15) -> None:
-    """Until the server accepts connections (another process: nothing to await but
-    trying to connect), or fail if it died."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
-            if proc.returncode is not None:
-                raise RuntimeError(f"server on {port} exited with {proc.returncode}") from None
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server on {port} never listened") from None
-            await asyncio.sleep(0.05)
-            continue
-        writer.close()
-        await writer.wait_closed()
-        return
 
 
 @pytest.fixture
