@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.common import machine
 
-SCRIPTS = [
+SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.overhead", []),
     ("bench.continuation", []),
     ("bench.startup", []),

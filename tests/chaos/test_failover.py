@@ -19,7 +19,7 @@ PROMPT = "Explain circuit breakers in one paragraph."
 
 
 def req(prompt: str = PROMPT, **kw: object) -> GenerationRequest:
-    return GenerationRequest.from_prompt(prompt, **kw)  # type: ignore[arg-type]
+    return GenerationRequest.from_prompt(prompt, **kw)
 
 
 async def test_healthy_primary_serves_with_provenance(h: Harness) -> None:

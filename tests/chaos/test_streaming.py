@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -167,7 +168,7 @@ _EMULATOR = Emulator()
 
 
 @pytest.fixture(scope="module")
-def threaded_emulator() -> EmulatorThread:
+def threaded_emulator() -> Iterator[EmulatorThread]:
     with EmulatorThread(_EMULATOR) as server:
         yield server
 

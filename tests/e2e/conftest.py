@@ -15,7 +15,7 @@ import pytest
 import uvicorn
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from gemini_failover.config import Settings, load_settings
 from gemini_failover.emulator import Emulator, EmulatorServer
@@ -166,9 +166,9 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 def error_text(result: CallToolResult) -> str:
     assert result.is_error, f"expected an error result, got {result.structured_content}"
-    text = result.content[0].text  # type: ignore[union-attr]
-    assert isinstance(text, str)
-    return text
+    content = result.content[0]
+    assert isinstance(content, TextContent)
+    return content.text
 
 
 def assert_clear_error(result: CallToolResult, tool: str) -> str:

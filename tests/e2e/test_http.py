@@ -14,6 +14,7 @@ from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import TextResourceContents
 
 from gemini_failover.emulator import Emulator, expected_text
 from gemini_failover.server.http import Security, is_loopback
@@ -63,7 +64,7 @@ async def test_streamable_http_tools_progress_failover_and_resource(
             "gemini_generate", {"prompt": "over http"}, progress_callback=progress
         )
         assert not result.is_error
-        assert progress.text == result.structured_content["text"] == expected_text("over http")  # type: ignore[index]
+        assert progress.text == result.structured_content["text"] == expected_text("over http")
         assert len(progress.deltas) > 1
 
         emulator.configure(PRIMARY, faults=[{"kind": "status", "code": 503}])
@@ -72,7 +73,9 @@ async def test_streamable_http_tools_progress_failover_and_resource(
         assert out is not None and out["served_by"] == FALLBACK
         assert out["failovers"][0] == {"from": PRIMARY, "to": FALLBACK, "reason": "transient"}
 
-        health = json.loads((await client.read_resource("health://status")).contents[0].text)  # type: ignore[union-attr]
+        status = (await client.read_resource("health://status")).contents[0]
+        assert isinstance(status, TextResourceContents)
+        health = json.loads(status.text)
         assert health["last_failover"]["to"] == FALLBACK
         assert health["last_failover"]["at"] is not None
         assert health["uptime_s"] is not None
@@ -87,9 +90,9 @@ async def test_sse_transport(runtime: Runtime) -> None:
                 "gemini_generate", {"prompt": "over sse"}, progress_callback=progress
             )
             assert not result.is_error
-            assert progress.text == result.structured_content["text"]  # type: ignore[index]
+            assert progress.text == result.structured_content["text"]
             health = await client.call_tool("gemini_health", {})
-            assert health.structured_content["status"] == "ok"  # type: ignore[index]
+            assert health.structured_content["status"] == "ok"
         # A second SSE connection shares the same manager (the lifespan is per
         # connection; the manager is per process).
         async with held(Client(sse_client(f"{base}/sse"))) as client:

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 from gemini_failover.emulator import Emulator, EmulatorServer, expected_text
 from gemini_failover.gemini.backend import GeminiBackend
@@ -52,8 +53,11 @@ async def test_lists_tools_with_schemas_and_truthful_annotations(client: Client)
     assert props["prompt"]["description"]
     assert generate.annotations and generate.annotations.open_world_hint is True
     assert generate.annotations.idempotent_hint is False
-    assert tools["gemini_health"].annotations.open_world_hint is False  # type: ignore[union-attr]
-    assert tools["gemini_embed"].annotations.idempotent_hint is True  # type: ignore[union-attr]
+    health_annotations = tools["gemini_health"].annotations
+    embed_annotations = tools["gemini_embed"].annotations
+    assert health_annotations is not None and embed_annotations is not None
+    assert health_annotations.open_world_hint is False
+    assert embed_annotations.idempotent_hint is True
     out = generate.output_schema or {}
     assert {"text", "served_by", "attempts", "failovers", "spans", "usage"} <= set(
         out["properties"]
@@ -86,7 +90,7 @@ async def test_progress_deltas_concatenate_to_the_final_text(
         "gemini_generate", {"prompt": "stream this please"}, progress_callback=progress
     )
     assert not result.is_error
-    text = result.structured_content["text"]  # type: ignore[index]
+    text = result.structured_content["text"]
     assert len(progress.deltas) > 1
     assert progress.text == text == expected_text("stream this please")
     assert progress.values == sorted(progress.values)  # monotonic progress
@@ -237,7 +241,9 @@ async def test_list_models_and_health_tool_and_resource_agree(
     tool = (await client.call_tool("gemini_health", {})).structured_content
     resource = await client.read_resource("health://status")
     assert resource.contents[0].mime_type == "application/json"
-    document = json.loads(resource.contents[0].text)  # type: ignore[union-attr]
+    status = resource.contents[0]
+    assert isinstance(status, TextResourceContents)
+    document = json.loads(status.text)
     assert tool is not None
     for doc in (tool, document):
         assert doc["status"] in ("ok", "degraded", "down")

@@ -17,7 +17,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
 
 from gemini_failover.emulator import Emulator, EmulatorServer
 from gemini_failover.gemini.backend import GeminiBackend
@@ -84,11 +84,13 @@ def check_clear(result: CallToolResult, tool: str) -> str | None:
     if not result.is_error:
         assert result.structured_content is not None
         return None
-    text = result.content[0].text  # type: ignore[union-attr]
+    content = result.content[0]
+    assert isinstance(content, TextContent)
+    text = content.text
     assert text.strip() != f"Error executing tool {tool}", "a bug escaped as a crash"
     assert len(text) > len(f"Error executing tool {tool}: ") + 5
     assert CANARY not in text
-    return str(text)
+    return text
 
 
 def check_rejected(env: Env, tool: str, arguments: Any) -> None:
@@ -176,7 +178,7 @@ def invalid_generate(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def invalid_chat(draw: st.DrawFn) -> dict[str, Any]:
     turn = st.fixed_dictionaries({"role": st.sampled_from(["user", "model"]), "text": words})
-    turns = draw(st.lists(turn, min_size=1, max_size=5))
+    turns: list[Any] = draw(st.lists(turn, min_size=1, max_size=5))  # broken on purpose below
     turns[0]["role"] = "user"
     turns[-1]["role"] = "user"
     broken = draw(st.sampled_from(["empty", "first", "last", "role", "text", "shape", "many"]))
@@ -247,7 +249,7 @@ def invalid_json(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-invalid_embed = st.one_of(
+invalid_embed: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.just({"texts": []}),
     st.lists(words, min_size=MAX_EMBED_TEXTS + 1, max_size=MAX_EMBED_TEXTS + 3).map(
         lambda t: {"texts": t}
@@ -345,4 +347,4 @@ def test_valid_schemas_give_a_validated_value_or_a_clear_error(
     if check_clear(result, "gemini_generate_json") is None:
         from jsonschema import validate
 
-        validate(result.structured_content["value"], schema)  # type: ignore[index]
+        validate(result.structured_content["value"], schema)

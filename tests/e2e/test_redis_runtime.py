@@ -34,7 +34,7 @@ async def test_health_reports_the_redis_state_backend(
     settings = fast_settings(emulator_server.base_url, redis_url=redis_server.url)
     async with Runtime(settings) as runtime, held(Client(runtime.build_server())) as client:
         result = await client.call_tool("gemini_generate", {"prompt": "shared"})
-        assert result.structured_content["served_by"] == PRIMARY  # type: ignore[index]
+        assert result.structured_content["served_by"] == PRIMARY
         health = (await client.call_tool("gemini_health", {})).structured_content
     assert health is not None
     assert health["state_backend"]["backend"] == "redis"

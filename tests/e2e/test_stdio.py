@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx2
 from mcp import Client, StdioServerParameters
@@ -57,7 +58,7 @@ async def test_stdio_server_against_the_emulator_never_leaks_the_key(
                 "gemini_generate", {"prompt": "over stdio"}, progress_callback=progress
             )
             assert not result.is_error
-            assert progress.text == result.structured_content["text"]  # type: ignore[index]
+            assert progress.text == result.structured_content["text"]
             assert progress.text == expected_text("over stdio")
             seen.append(result.model_dump_json())
 
@@ -68,14 +69,15 @@ async def test_stdio_server_against_the_emulator_never_leaks_the_key(
             assert out["failovers"] == [{"from": PRIMARY, "to": FALLBACK, "reason": "transient"}]
             seen.append(result.model_dump_json())
 
-            for tool, arguments in [
+            calls: list[tuple[str, dict[str, Any]]] = [
                 ("gemini_chat", {"turns": [{"role": "user", "text": "hello"}]}),
                 ("gemini_generate_json", {"prompt": "p", "schema": {"type": "object"}}),
                 ("gemini_count_tokens", {"text": "count"}),
                 ("gemini_embed", {"texts": ["a", "b"]}),
                 ("gemini_list_models", {}),
                 ("gemini_health", {}),
-            ]:
+            ]
+            for tool, arguments in calls:
                 result = await client.call_tool(tool, arguments)
                 assert not result.is_error, (tool, result.content)
                 seen.append(result.model_dump_json())
@@ -124,7 +126,7 @@ async def test_stdio_emulator_mode_says_so(tmp_path: Path) -> None:
         async with held(Client(transport)) as client:
             result = await client.call_tool("gemini_generate", {"prompt": "offline"})
             assert not result.is_error
-            assert result.structured_content["text"] == expected_text("offline")  # type: ignore[index]
+            assert result.structured_content["text"] == expected_text("offline")
             health = (await client.call_tool("gemini_health", {})).structured_content
     assert health is not None
     assert health["emulator_mode"] is True

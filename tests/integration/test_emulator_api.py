@@ -27,6 +27,22 @@ def _tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
+def _candidate(response: types.GenerateContentResponse) -> types.Candidate:
+    """The first candidate; the SDK types `candidates` as optional."""
+    assert response.candidates is not None
+    return response.candidates[0]
+
+
+def _usage(response: types.GenerateContentResponse) -> types.GenerateContentResponseUsageMetadata:
+    assert response.usage_metadata is not None
+    return response.usage_metadata
+
+
+def _values(embedding: types.ContentEmbedding) -> list[float]:
+    assert embedding.values is not None
+    return embedding.values
+
+
 async def test_generate_answers_expected_text_with_usage(
     genai_client: genai.Client, emulator: Emulator
 ) -> None:
@@ -35,12 +51,14 @@ async def test_generate_answers_expected_text_with_usage(
     expected = expected_text(PROMPT)
     assert response.text == expected
     assert 40 <= len(expected.split()) <= 80
-    candidate = response.candidates[0]
+    candidate = _candidate(response)
     assert candidate.finish_reason == types.FinishReason.STOP
+    assert candidate.content is not None
     assert candidate.content.role == "model"
-    usage = response.usage_metadata
+    usage = _usage(response)
     assert usage.prompt_token_count == _tokens(PROMPT)
     assert usage.candidates_token_count == _tokens(expected)
+    assert usage.prompt_token_count is not None and usage.candidates_token_count is not None
     assert usage.total_token_count == usage.prompt_token_count + usage.candidates_token_count
     assert response.model_version == "gemini-a"
     assert [(r.model, r.action, r.status, r.outcome) for r in emulator.requests] == [
@@ -68,9 +86,9 @@ async def test_stream_chunks_join_to_expected_text(
     expected = expected_text(PROMPT)
     assert [c.text for c in chunks] == stream_chunks_for(expected, 8)
     assert "".join(c.text or "" for c in chunks) == expected
-    assert [c.candidates[0].finish_reason for c in chunks[:-1]] == [None] * 7
-    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.STOP
-    assert chunks[-1].usage_metadata.candidates_token_count == _tokens(expected)
+    assert [_candidate(c).finish_reason for c in chunks[:-1]] == [None] * 7
+    assert _candidate(chunks[-1]).finish_reason == types.FinishReason.STOP
+    assert _usage(chunks[-1]).candidates_token_count == _tokens(expected)
     assert all(c.usage_metadata is None for c in chunks[:-1])
     assert emulator.requests[-1].chunks_sent == 8
 
@@ -96,7 +114,8 @@ async def test_embed_content_is_deterministic_unit_vectors(
 ) -> None:
     models = genai_client.aio.models
     result = await models.embed_content(model="emb", contents=["hello", "world", "hello"])
-    vectors = [e.values for e in result.embeddings]
+    assert result.embeddings is not None
+    vectors = [_values(e) for e in result.embeddings]
     assert [len(v) for v in vectors] == [768, 768, 768]
     assert vectors[0] == vectors[2] != vectors[1]
     for vector in vectors:
@@ -105,11 +124,13 @@ async def test_embed_content_is_deterministic_unit_vectors(
     small = await models.embed_content(
         model="emb", contents="hello", config=types.EmbedContentConfig(output_dimensionality=16)
     )
-    assert len(small.embeddings[0].values) == 16
+    assert small.embeddings is not None
+    assert len(_values(small.embeddings[0])) == 16
 
     emulator.configure("emb", {"embedding_dim": 32})
     sized = await models.embed_content(model="emb", contents="hello")
-    assert len(sized.embeddings[0].values) == 32
+    assert sized.embeddings is not None
+    assert len(_values(sized.embeddings[0])) == 32
     with pytest.raises(errors.ClientError) as too_big:
         await models.embed_content(
             model="emb",
@@ -229,17 +250,17 @@ async def test_max_output_tokens_truncates_with_max_tokens(genai_client: genai.C
     response = await genai_client.aio.models.generate_content(
         model="m", contents=PROMPT, config=config
     )
-    assert response.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert _candidate(response).finish_reason == types.FinishReason.MAX_TOKENS
     text = response.text or ""
     assert text and expected_text(PROMPT).startswith(text)
-    assert response.usage_metadata.candidates_token_count == _tokens(text) <= 10
+    assert _usage(response).candidates_token_count == _tokens(text) <= 10
 
     stream = await genai_client.aio.models.generate_content_stream(
         model="m", contents=PROMPT, config=config
     )
     chunks = [chunk async for chunk in stream]
     assert "".join(c.text or "" for c in chunks) == text
-    assert chunks[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
+    assert _candidate(chunks[-1]).finish_reason == types.FinishReason.MAX_TOKENS
 
 
 def _continuation(prefix: str, first: str = PROMPT) -> list[types.Content]:
@@ -329,6 +350,7 @@ async def test_structured_output_json_schema_validates(
     )
     value = response.parsed
     jsonschema.validate(value, schema)
+    assert isinstance(value, dict)  # a JSON schema (no response_schema) parses to plain JSON
     assert Report.model_validate(value).colour is Colour.RED  # enums take the first value
     assert len(value["tags"]) == 2
 

@@ -63,6 +63,7 @@ async def test_put_model_settings_over_http(
         with pytest.raises(errors.ServerError):
             await genai_client.aio.models.generate_content(model="m", contents="q")
         response = await genai_client.aio.models.generate_content(model="m", contents="q")
+        assert response.candidates is not None
         assert response.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
 
         listed = (await http.get("/_emulator/models")).json()

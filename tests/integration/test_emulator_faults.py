@@ -36,6 +36,17 @@ async def _stream(client: genai.Client, model: str = "m") -> list[types.Generate
     return chunks
 
 
+def _candidate(response: types.GenerateContentResponse) -> types.Candidate:
+    """The first candidate; the SDK types `candidates` as optional."""
+    assert response.candidates is not None
+    return response.candidates[0]
+
+
+def _block_reason(response: types.GenerateContentResponse) -> types.BlockedReason | None:
+    assert response.prompt_feedback is not None
+    return response.prompt_feedback.block_reason
+
+
 def _detail(error: errors.APIError, type_suffix: str) -> dict[str, Any]:
     details = error.details["error"]["details"]
     return next(d for d in details if d["@type"].endswith(type_suffix))
@@ -238,7 +249,7 @@ async def test_stream_cut_raises_transport_error_after_n_chunks(
             chunks,
         )
     assert len(chunks) == 3
-    assert all(c.candidates[0].finish_reason is None for c in chunks)
+    assert all(_candidate(c).finish_reason is None for c in chunks)
     assert "".join(c.text or "" for c in chunks) == "".join(_chunks_of(expected_text(PROMPT))[:3])
     record = emulator.requests[-1]
     assert (record.outcome, record.chunks_sent, record.status) == ("fault:stream_cut", 3, 200)
@@ -270,7 +281,7 @@ async def test_stream_truncate_ends_cleanly_without_finish_reason(
     emulator.configure("m", faults=[{"kind": "stream_truncate", "after": 3}])
     chunks = await _stream(genai_client)
     assert len(chunks) == 3
-    assert chunks[-1].candidates[0].finish_reason is None
+    assert _candidate(chunks[-1]).finish_reason is None
     assert all(c.usage_metadata is None for c in chunks)
     assert emulator.requests[-1].outcome == "fault:stream_truncate"
 
@@ -322,10 +333,14 @@ async def test_empty_answers(
     emulator.configure("m", faults=[{"kind": "empty", "variant": variant}])
     response = await genai_client.aio.models.generate_content(model="m", contents=PROMPT)
     assert response.text is None
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.prompt_token_count is not None
     assert response.usage_metadata.prompt_token_count > 0
     if candidates == "no_parts":
-        assert response.candidates[0].content.parts is None
-        assert response.candidates[0].finish_reason == types.FinishReason.STOP
+        candidate = _candidate(response)
+        assert candidate.content is not None
+        assert candidate.content.parts is None
+        assert candidate.finish_reason == types.FinishReason.STOP
     else:
         assert response.candidates == candidates
     chunks = await _stream(genai_client)
@@ -337,16 +352,17 @@ async def test_blocked_answers(genai_client: genai.Client, emulator: Emulator) -
     emulator.configure("m", faults=[{"kind": "blocked"}])
     response = await genai_client.aio.models.generate_content(model="m", contents=PROMPT)
     assert response.text is None
-    candidate = response.candidates[0]
+    candidate = _candidate(response)
     assert candidate.finish_reason == types.FinishReason.SAFETY
+    assert candidate.safety_ratings is not None
     assert any(r.blocked for r in candidate.safety_ratings)
 
     emulator.configure("m", faults=[{"kind": "blocked", "prompt": True}])
     response = await genai_client.aio.models.generate_content(model="m", contents=PROMPT)
     assert response.candidates is None
-    assert response.prompt_feedback.block_reason == types.BlockedReason.SAFETY
+    assert _block_reason(response) == types.BlockedReason.SAFETY
     chunks = await _stream(genai_client)
-    assert chunks[0].prompt_feedback.block_reason == types.BlockedReason.SAFETY
+    assert _block_reason(chunks[0]) == types.BlockedReason.SAFETY
 
 
 async def test_flap_alternates(genai_client: genai.Client, emulator: Emulator) -> None:

@@ -196,7 +196,7 @@ async def instances(redis_url: str, prefix: str, bus: Changes) -> AsyncIterator[
             instance.windows[model] = (bad, total)
             bus.poke()
 
-        manager.apply_window = apply_window  # type: ignore[method-assign]
+        manager.apply_window = apply_window  # type: ignore[method-assign]  # wrapped to poke the bus
         adopt = manager.apply_breaker
 
         def apply_breaker(model: str, snapshot: BreakerSnapshot) -> None:
@@ -205,7 +205,7 @@ async def instances(redis_url: str, prefix: str, bus: Changes) -> AsyncIterator[
             adopt(model, snapshot)
             bus.poke()
 
-        manager.apply_breaker = apply_breaker  # type: ignore[method-assign]
+        manager.apply_breaker = apply_breaker  # type: ignore[method-assign]  # wrapped to poke the bus
         await manager.start()
         made.append(manager)
         return instance

@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 from gemini_failover.emulator import Emulator, EmulatorServer
 from tests.e2e.conftest import FALLBACK, PRIMARY, fast_env, held
@@ -60,8 +61,12 @@ async def servers(redis_url: str) -> AsyncIterator[tuple[Emulator, list[str]]]:
 
 async def primary_breaker(client: Client) -> str:
     result = await client.read_resource("health://status")
-    doc = json.loads(result.contents[0].text)  # type: ignore[union-attr]
-    return next(m for m in doc["models"] if m["model"] == PRIMARY)["breaker"]["state"]
+    status = result.contents[0]
+    assert isinstance(status, TextResourceContents)
+    doc = json.loads(status.text)
+    state = next(m for m in doc["models"] if m["model"] == PRIMARY)["breaker"]["state"]
+    assert isinstance(state, str)
+    return state
 
 
 async def test_an_outage_seen_by_one_server_opens_the_breaker_on_all(
@@ -77,7 +82,7 @@ async def test_an_outage_seen_by_one_server_opens_the_breaker_on_all(
         # server A meets the outage: 2 attempts per request, the third failure trips it
         for _ in range(2):
             result = await a.call_tool("gemini_generate", {"prompt": "outage?"})
-            assert result.structured_content["served_by"] == FALLBACK  # type: ignore[index]
+            assert result.structured_content["served_by"] == FALLBACK
         assert await primary_breaker(a) == "open"
         tripped_at = time.monotonic()
 
@@ -89,6 +94,6 @@ async def test_an_outage_seen_by_one_server_opens_the_breaker_on_all(
         for client in (b, c):
             result = await client.call_tool("gemini_generate", {"prompt": "still down?"})
             data = result.structured_content
-            assert data["served_by"] == FALLBACK  # type: ignore[index]
-            assert {"model": PRIMARY, "reason": "breaker_open"} in data["skipped"]  # type: ignore[index]
+            assert data["served_by"] == FALLBACK
+            assert {"model": PRIMARY, "reason": "breaker_open"} in data["skipped"]
         assert emulator.count(model=PRIMARY, action="generate") == primary_calls

@@ -12,6 +12,7 @@ from gemini_failover.resilience.breaker import (
     BreakerState,
     CircuitBreaker,
     Outcome,
+    Permit,
 )
 from gemini_failover.resilience.clock import FakeClock
 
@@ -41,6 +42,9 @@ def make(
     return breaker, clock, seen
 
 
+# mypy keeps `breaker.state` narrowed across call(), which changes it out of mypy's sight,
+# so a check after call() that contradicts one before it reads the state into an annotated
+# local (`state: BreakerState = breaker.state`), which mypy types as any BreakerState again.
 def call(breaker: CircuitBreaker, outcome: Outcome, latency: float = 0.1) -> bool:
     permit = breaker.allow()
     if permit is None:
@@ -55,7 +59,8 @@ def test_consecutive_failures_open_it() -> None:
         call(breaker, Outcome.FAILURE)
     assert breaker.state is BreakerState.CLOSED
     call(breaker, Outcome.FAILURE)
-    assert breaker.state is BreakerState.OPEN
+    state: BreakerState = breaker.state  # see the note on call()
+    assert state is BreakerState.OPEN
     assert seen == [("closed", "open")]
     assert breaker.allow() is None
 
@@ -69,7 +74,8 @@ def test_failure_rate_needs_minimum_throughput() -> None:
     call(breaker, Outcome.SUCCESS)
     assert breaker.state is BreakerState.CLOSED  # 2/4 = 50% but last call succeeded
     call(breaker, Outcome.FAILURE)
-    assert breaker.state is BreakerState.OPEN  # 3/5 = 60% >= 50%
+    state: BreakerState = breaker.state  # see the note on call()
+    assert state is BreakerState.OPEN  # 3/5 = 60% >= 50%
 
 
 def test_window_forgets_old_failures() -> None:
@@ -116,7 +122,8 @@ def test_half_open_admits_limited_probes_and_needs_sustained_health() -> None:
     assert breaker.state is BreakerState.HALF_OPEN
     clock.advance(3)
     assert call(breaker, Outcome.SUCCESS)
-    assert breaker.state is BreakerState.CLOSED
+    state: BreakerState = breaker.state  # see the note on call()
+    assert state is BreakerState.CLOSED
     assert seen == [("closed", "open"), ("open", "half_open"), ("half_open", "closed")]
 
 
@@ -131,7 +138,8 @@ def test_retrips_double_the_break_up_to_the_cap() -> None:
         clock.advance(snap.open_until - clock.time())
         assert breaker.state is BreakerState.HALF_OPEN
         call(breaker, Outcome.FAILURE)  # probe fails: re-trip
-        assert breaker.state is BreakerState.OPEN
+        state: BreakerState = breaker.state  # see the note on call()
+        assert state is BreakerState.OPEN
     assert durations == [2, 4, 8, 16, 16]
 
 
@@ -191,7 +199,7 @@ class BreakerMachine(RuleBasedStateMachine):
         self.breaker = CircuitBreaker(
             "m", FAST, self.clock, on_transition=lambda a, b: self.transitions.append((a, b))
         )
-        self.permits: list = []
+        self.permits: list[Permit] = []
 
     @rule()
     def acquire(self) -> None:

@@ -571,7 +571,7 @@ def test_backend_health_logs_changes_only() -> None:
 
 def test_unknown_events_are_ignored() -> None:
     fake = FakeLogger()
-    EventLogger(fake).handle(object())  # type: ignore[arg-type]
+    EventLogger(fake).handle(object())  # type: ignore[arg-type]  # deliberately not an event
     assert fake.calls == []
 
 

@@ -80,7 +80,7 @@ class Backend:
 
 def manager(backend: Backend, clock: FakeClock | None = None, **overrides: Any) -> FailoverManager:
     settings = load_settings(api_key="k", models=["p", "f"], **overrides)
-    return FailoverManager(settings, backend, clock=clock or FakeClock())  # type: ignore[arg-type]
+    return FailoverManager(settings, backend, clock=clock or FakeClock())
 
 
 async def test_a_bug_in_our_code_propagates_and_is_never_a_failover() -> None:

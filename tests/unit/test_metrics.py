@@ -345,7 +345,7 @@ def test_works_as_an_event_bus_subscriber(metrics: ManagerMetrics) -> None:
 
 def test_unknown_event_types_are_ignored(metrics: ManagerMetrics) -> None:
     before = metrics.render()[0]
-    metrics.handle(object())  # type: ignore[arg-type]
+    metrics.handle(object())  # type: ignore[arg-type]  # deliberately not an event
     assert metrics.render()[0] == before
 
 
