@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash .ci/ensure-tools.sh
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
