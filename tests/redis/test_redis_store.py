@@ -310,11 +310,15 @@ async def test_sink_errors_do_not_break_the_store(
     monkeypatch.setattr(b.sink, "apply_breaker", broken)
     with capture_logs() as logs:
         a.sink.transition("m", OPEN)
-        await b.wait_for(lambda: calls == ["m"], what="B's sink raises")
+        # pub/sub delivers it; a periodic resync may deliver it again: each raises
+        await b.wait_for(lambda: bool(calls), what="B's sink raises")
+        raised = len(calls)  # no await between this and leaving the block
     monkeypatch.undo()
     snap = a.sink.transition("m", HALF_OPEN)
     await b.wait_for(lambda: b.sink.snapshot("m") == snap)
-    assert [e["log_level"] for e in logs if e["event"] == "state sink raised"] == ["error"]
+    assert set(calls) == {"m"}
+    errors = [e["log_level"] for e in logs if e["event"] == "state sink raised"]
+    assert errors == ["error"] * raised  # every raise logged, once
     assert b.store.health().healthy and b.stats.disconnects == 0
 
 
