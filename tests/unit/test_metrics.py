@@ -442,3 +442,14 @@ def test_promtool_check_metrics_accepts_the_exposition() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_classic_text_format_has_no_created_series_whatever_the_accept_header() -> None:
+    metrics = ManagerMetrics([FLASH, "other"])
+    for accept in (None, "*/*", "text/plain", "text/plain;version=0.0.4"):
+        body, content_type = metrics.render(accept)
+        assert content_type.startswith("text/plain")
+        assert b"_created" not in body, accept
+    body, content_type = metrics.render("application/openmetrics-text;version=1.0.0")
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.rstrip().endswith(b"# EOF")

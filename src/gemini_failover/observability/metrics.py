@@ -387,7 +387,8 @@ class ManagerMetrics(EventHandler):
         """
         if accept:
             encoder, content_type = choose_encoder(accept)
-            return encoder(self.registry), content_type
+            if content_type.startswith("application/openmetrics-text"):
+                return encoder(self.registry), content_type
         return generate_latest(self._exposed), CONTENT_TYPE_PLAIN_0_0_4
 
     # -- label hygiene ----------------------------------------------------------------
