@@ -89,7 +89,7 @@ async def test_flapping_model_does_not_thrash(h: Harness) -> None:
             await m.generate(req())
         except RequestFailed:
             failures += 1
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.005)  # steady traffic for 1.5 s, not a wait for a condition
     opened = [t for t in h.of(ev.BreakerTransition) if t.to_state == "open"]
     closed = [t for t in h.of(ev.BreakerTransition) if t.to_state == "closed"]
     assert failures == 0

@@ -53,7 +53,7 @@ async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
     deadline = time.monotonic() + 5
     while m.chain[0].breaker.snapshot.state is not BreakerState.CLOSED:
         await m.generate(request)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # steady traffic while it heals, not a wait for a condition
         assert time.monotonic() < deadline
 
     assert value("dualmodelmanager_circuit_breaker_state", {"model": "primary"}) == 0
