@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gemini_failover.observability.metrics import (
     ManagerMetrics,
-    role_for,
     sample_events,
     sample_exposition,
 )
@@ -39,6 +38,7 @@ from gemini_failover.resilience.events import (
     SemanticFailure,
     StateBackendHealth,
 )
+from gemini_failover.resilience.routing import role_of as role_for
 
 PRO, FLASH, LITE = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"
 CHAIN = (PRO, FLASH, LITE)

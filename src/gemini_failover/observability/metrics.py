@@ -48,6 +48,7 @@ from gemini_failover.resilience.events import (
     SemanticFailure,
     StateBackendHealth,
 )
+from gemini_failover.resilience.routing import role_of as role_for
 
 PREFIX: Final = "dualmodelmanager"
 
@@ -73,7 +74,6 @@ BREAKER_STATE_VALUES: Final[dict[str, float]] = {
 
 #: Role names by chain position; beyond these a model is ``fallback-N`` (N = 1-based
 #: position in the chain).
-_ROLES: Final = ("primary", "secondary", "tertiary", "quaternary")
 #: Role of a model that becomes active without being in the configured chain.
 UNLISTED_ROLE: Final = "unlisted"
 
@@ -84,13 +84,6 @@ _SHED_REASONS: Final = ("rate_limited", "deadline", "overloaded")
 _OPEN_TRANSITIONS: Final = (("closed", "open"), ("half_open", "open"))
 
 _MAX_LABEL_LEN: Final = 64
-
-
-def role_for(position: int) -> str:
-    """Role label of the model at 0-based *position* in the chain."""
-    if position < 0:
-        raise ValueError(f"position must be >= 0, got {position}")
-    return _ROLES[position] if position < len(_ROLES) else f"fallback-{position + 1}"
 
 
 class _Children:

@@ -29,8 +29,13 @@ if TYPE_CHECKING:
 ROLES = ("primary", "secondary", "tertiary", "quaternary")
 
 
-def role_of(index: int) -> str:
-    return ROLES[index] if index < len(ROLES) else f"fallback-{index}"
+def role_of(position: int) -> str:
+    """Role of the model at 0-based *position* in a chain: primary, secondary,
+    tertiary, quaternary, then fallback-N with N the 1-based position. The health
+    document and the metrics' ``role`` label both use it."""
+    if position < 0:
+        raise ValueError(f"position must be >= 0, got {position}")
+    return ROLES[position] if position < len(ROLES) else f"fallback-{position + 1}"
 
 
 class GiveUp(Exception):
