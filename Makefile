@@ -1,4 +1,7 @@
 # One venv, created on demand; every target works on a fresh clone.
+# constraints.txt pins every dependency to the versions the suite last passed with,
+# so a new release upstream (a typing change, say) cannot turn CI red overnight.
+# Refresh it with: .venv/bin/pip freeze --exclude-editable > constraints.txt
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,10 +9,10 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: install demo test lint typecheck bench serve emulate clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test]" -c constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)

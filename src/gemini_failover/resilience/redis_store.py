@@ -500,7 +500,7 @@ class RedisStateStore:
         with contextlib.suppress(*_FAILURES, TimeoutError):  # closing a broken link
             async with asyncio.timeout(timeout):
                 if pubsub is not None:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 if client is not None:
                     if close:
                         await client.aclose(close_connection_pool=True)
