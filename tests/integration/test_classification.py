@@ -1,4 +1,4 @@
-"""DESIGN.md's error table, row by row: each fault the emulator injects, raised through
+"""The error table (README, "What each failure does"), row by row: each fault the emulator injects, raised through
 the real google-genai SDK by GeminiBackend, normalised and classified."""
 
 from __future__ import annotations
