@@ -1,5 +1,6 @@
-"""The error table (README, "What each failure does"), row by row: each fault the emulator injects, raised through
-the real google-genai SDK by GeminiBackend, normalised and classified."""
+"""The error table (README, "What each failure does"), row by row: each fault the
+emulator injects, raised through the real google-genai SDK by GeminiBackend,
+normalised and classified."""
 
 from __future__ import annotations
 
