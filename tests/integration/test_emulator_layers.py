@@ -140,3 +140,50 @@ def test_wire_builds_answers_and_errors() -> None:
             "status": "UNAVAILABLE",
         }
     }
+
+
+def _module_name(path: Path) -> str:
+    parts = ["gemini_failover", "emulator", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _targets(path: Path, level: int, module: str) -> list[str]:
+    if level == 0:
+        return [module]
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    base = package[: len(package) - (level - 1)]
+    return [".".join([*base, module]) if module else ".".join(base)]
+
+
+def test_no_import_cycle_inside_the_emulator() -> None:
+    """Every import counts, TYPE_CHECKING ones too. No module imports the package it is
+    in (whose __init__ imports it back); the rest must form no cycle."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        for level, module in _imports(path):
+            for target in _targets(path, level, module):
+                if target in files and target != name:
+                    assert not name.startswith(target + "."), f"{name} imports {target}"
+                    graph[name].add(target)
+
+    done: set[str] = set()
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in stack:
+            cycle = [*stack[stack.index(node) :], node]
+            raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+        if node in done:
+            return
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            visit(nxt)
+        stack.pop()
+        done.add(node)
+
+    for node in sorted(graph):
+        visit(node)
+    assert graph["gemini_failover.emulator.gemini_api"] >= {"gemini_failover.emulator.wire"}

@@ -20,13 +20,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import model as emulated
 from .calls import Call, ConnectionDropped, Interrupted, Interrupts
 from .clock import Clock
 from .decisions import Decision, Delay, perform
 from .fault_kinds import RequestFacts
 from .log import RequestLog
-from .model import Prompt
+from .model import (
+    Prompt,
+    check_embed,
+    check_method,
+    check_prompt,
+    count_tokens_reply,
+    embed_reply,
+    list_reply,
+    model_json,
+)
 from .respond import Reply
 from .spec import Profile
 from .state import ModelTable
@@ -163,13 +171,13 @@ class GeminiApi:
                 method = ACTION_METHODS.get(action, "generateContent")
                 return await _reject(reply, errors.model_not_found(model, method))
             reply.profile = profile
-            problem = emulated.check_method(model, profile, action)
+            problem = check_method(model, profile, action)
         prompt: Prompt | None = None
         if problem is None and action in ("generate", "stream"):
             prompt = reply.prompt = Prompt.of(GenerateRequest.parse(body))
-            problem = emulated.check_prompt(model, reply.profile, prompt)
+            problem = check_prompt(model, reply.profile, prompt)
         elif problem is None and action == "embed":
-            problem = emulated.check_embed(reply.profile, EmbedRequest.parse(body))
+            problem = check_embed(reply.profile, EmbedRequest.parse(body))
         if problem is not None:
             return await _reject(reply, problem)
 
@@ -191,16 +199,14 @@ class GeminiApi:
         if action in ("generate", "stream"):
             await reply.answer()
         elif action == "count_tokens":
-            await reply.json(emulated.count_tokens_reply(CountTokensRequest.parse(body)))
+            await reply.json(count_tokens_reply(CountTokensRequest.parse(body)))
         elif action == "embed":
-            await reply.json(emulated.embed_reply(profile, EmbedRequest.parse(body)))
+            await reply.json(embed_reply(profile, EmbedRequest.parse(body)))
         elif action == "get":
-            await reply.json(emulated.model_json(reply.call.model, profile))
+            await reply.json(model_json(reply.call.model, profile))
         else:
             query = ListModelsQuery.parse(reply.call.scope.get("query_string", b""))
-            await reply.json(
-                emulated.list_reply(self._models.listed(), query.page_size, query.offset)
-            )
+            await reply.json(list_reply(self._models.listed(), query.page_size, query.offset))
 
     async def _run_faults(self, call: Call, facts: RequestFacts) -> Decision | None:
         """Consider the faults in order: delays wait and go on, the first other fault that
