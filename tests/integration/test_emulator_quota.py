@@ -25,9 +25,7 @@ PACIFIC = QUOTA_TIMEZONE
 UTC = dt.UTC
 
 
-def _at(
-    ymd: tuple[int, int, int], hour: int, minute: int, second: int = 0, fold: int = 0
-) -> float:
+def _at(ymd: tuple[int, int, int], hour: int, minute: int, second: int = 0, fold: int = 0) -> float:
     """Epoch seconds of a Pacific wall-clock time (``fold=1``: the second 01:30 of the
     night the clocks go back)."""
     y, m, d = ymd

@@ -48,7 +48,17 @@ from .spec import (
 from .wire import errors
 from .wire.errors import ErrorReply
 
-__all__ = ["HANDLERS", "FaultHandler", "RequestFacts", "handles"]
+__all__ = [
+    "HANDLERS",
+    "FaultHandler",
+    "Fired",
+    "RequestFacts",
+    "answers",
+    "continuations",
+    "handles",
+    "streams",
+    "structured",
+]
 
 
 @dataclass(frozen=True, slots=True)
