@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_failover.emulator import Emulator, EmulatorServer, RequestRecord, expected_text
+from gemini_failover.emulator.quota import QUOTA_TIMEZONE
 
 GenaiClientFactory = Callable[..., genai.Client]
 PROMPT = "What is a retry budget?"
@@ -141,10 +142,10 @@ async def test_rate_limit_per_day(genai_client: genai.Client, emulator: Emulator
     error = exc_info.value
     violation = _detail(error, "QuotaFailure")["violations"][0]
     assert violation["quotaId"] == "GenerateRequestsPerDayPerProjectPerModel-FreeTier"
-    now = dt.datetime.now(dt.UTC)
-    midnight = (now + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    now = dt.datetime.now(QUOTA_TIMEZONE)  # per-day quotas reset at midnight Pacific time
+    midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(0), QUOTA_TIMEZONE)
     delay = float(_detail(error, "RetryInfo")["retryDelay"][:-1])
-    assert abs(delay - (midnight - now).total_seconds()) < 5
+    assert abs(delay - (midnight.timestamp() - now.timestamp())) < 5
     assert isinstance(error.response, httpx2.Response)
     assert "retry-after" not in error.response.headers
 

@@ -20,9 +20,10 @@ from gemini_failover.emulator import (
     value_for_schema,
     violating_json,
 )
-from gemini_failover.emulator.errors import format_retry_delay, retry_after_header
 from gemini_failover.emulator.faults import ActiveFault, ErrorReply, RequestFacts
+from gemini_failover.emulator.quota import QUOTA_TIMEZONE
 from gemini_failover.emulator.spec import RateLimitFault
+from gemini_failover.emulator.wire.errors import format_retry_delay, retry_after_header
 
 texts = st.text(alphabet=st.sampled_from("ab \n\t."), max_size=60)
 
@@ -209,16 +210,16 @@ def test_minute_bucket_refills_continuously() -> None:
     assert isinstance(bucket.evaluate(FACTS, 101.0, 0.0), ErrorReply)
 
 
-def test_day_bucket_resets_at_utc_midnight() -> None:
+def test_day_bucket_resets_at_pacific_midnight() -> None:
     bucket = _bucket(2, "day")
-    evening = dt.datetime(2025, 3, 1, 23, 59, 30, tzinfo=dt.UTC).timestamp()
+    evening = dt.datetime(2025, 3, 1, 23, 59, 30, tzinfo=QUOTA_TIMEZONE).timestamp()
     assert bucket.evaluate(FACTS, 0.0, evening) is None
     assert bucket.evaluate(FACTS, 0.0, evening) is None
     limited = bucket.evaluate(FACTS, 0.0, evening)
     assert isinstance(limited, ErrorReply)
     assert limited.body["error"]["details"][-1]["retryDelay"] == "30s"
     assert limited.headers == ()
-    assert bucket.evaluate(FACTS, 0.0, evening + 31) is None  # a new UTC day
+    assert bucket.evaluate(FACTS, 0.0, evening + 31) is None  # a new quota day
 
 
 def test_zero_rpm_always_limits() -> None:

@@ -6,9 +6,15 @@ and ``models.list`` under ``/v1beta``), answers deterministically, and injects f
 model: HTTP errors, rate limits with real token buckets, latency, hangs, cut / truncated /
 failing streams, malformed, empty and blocked answers, flapping, overlapping
 continuations, schema violations and auth failures.
+
+The Gemini wire format itself (request parsing, response and error shapes, SSE framing)
+is in :mod:`gemini_failover.emulator.wire`, which knows nothing of emulated models or
+faults.
 """
 
 from .app import ABORT_SCOPE_KEY, ConnectionDropped, Emulator, RequestRecord
+from .clock import Clock, ManualClock, SystemClock
+from .fault_kinds import HANDLERS, FaultHandler, RequestFacts, handles
 from .schema import openapi_to_json_schema, value_for_schema, violating_json
 from .server import EmulatorServer, EmulatorThread, run_emulator
 from .spec import (
@@ -28,19 +34,26 @@ __all__ = [
     "ABORT_SCOPE_KEY",
     "ACTIONS",
     "DEFAULT_METHODS",
+    "HANDLERS",
     "Action",
+    "Clock",
     "ConnectionDropped",
     "Emulator",
     "EmulatorServer",
     "EmulatorThread",
     "Fault",
+    "FaultHandler",
+    "ManualClock",
     "ModelSettings",
     "Profile",
+    "RequestFacts",
     "RequestRecord",
     "Scenario",
+    "SystemClock",
     "count_tokens",
     "embedding_for",
     "expected_text",
+    "handles",
     "load_scenario",
     "openapi_to_json_schema",
     "overlap_start",

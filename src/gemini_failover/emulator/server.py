@@ -17,7 +17,8 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .app import ABORT_SCOPE_KEY, Emulator
+from .app import Emulator
+from .calls import ABORT_SCOPE_KEY
 from .spec import Scenario, load_scenario
 
 __all__ = ["EmulatorServer", "EmulatorThread", "run_emulator"]

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .wire.requests import ACTIONS, Action
+
 __all__ = [
     "ACTIONS",
     "DEFAULT_METHODS",
@@ -37,9 +39,6 @@ __all__ = [
     "load_scenario",
     "parse_fault",
 ]
-
-Action = Literal["generate", "stream", "count_tokens", "embed", "get", "list"]
-ACTIONS: tuple[Action, ...] = ("generate", "stream", "count_tokens", "embed", "get", "list")
 
 #: Gemini method names that gate each action (see Profile.methods).
 DEFAULT_METHODS: tuple[str, ...] = (

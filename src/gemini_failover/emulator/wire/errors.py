@@ -1,15 +1,35 @@
-"""Gemini-shaped error bodies: ``{"error": {"code", "message", "status", "details"}}``."""
+"""Gemini API errors: ``{"error": {"code", "message", "status", "details"}}`` and the
+google.rpc details Gemini attaches (RetryInfo, QuotaFailure, Help, ErrorInfo).
+
+Also the errors Gemini itself answers for a bad request (invalid argument, unknown model
+or method, input over the token limit, missing or invalid API key), as
+:class:`ErrorReply` values a server sends as they are.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "DEFAULT_MESSAGES",
+    "QUOTA_IDS",
+    "QUOTA_METRIC",
     "STATUS_NAMES",
+    "ErrorReply",
+    "auth_error",
     "error_body",
+    "error_info",
     "format_retry_delay",
+    "input_too_long",
+    "invalid_argument",
+    "method_not_found",
+    "missing_api_key",
+    "model_not_found",
     "quota_failure",
+    "quota_help",
+    "rate_limited",
     "retry_after_header",
     "retry_info",
     "status_name",
@@ -146,3 +166,88 @@ def error_info(reason: str) -> dict[str, Any]:
         "domain": "googleapis.com",
         "metadata": {"service": "generativelanguage.googleapis.com"},
     }
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """An HTTP error answer: status code, Gemini error body and extra headers."""
+
+    code: int
+    body: dict[str, Any]
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def status(self) -> str:
+        """The body's status name (``RESOURCE_EXHAUSTED``, ...)."""
+        return str(self.body["error"]["status"])
+
+
+def invalid_argument(message: str) -> ErrorReply:
+    """``400 INVALID_ARGUMENT`` with that message."""
+    return ErrorReply(400, error_body(400, message))
+
+
+def input_too_long(tokens: int, limit: int) -> ErrorReply:
+    """Gemini's 400 for a prompt over the model's input token limit."""
+    return invalid_argument(
+        f"The input token count ({tokens}) exceeds the maximum number of tokens allowed ({limit})."
+    )
+
+
+def model_not_found(model: str, method: str, api_version: str = "v1beta") -> ErrorReply:
+    """Gemini's 404 for an unknown model, or a model that does not support ``method``."""
+    return ErrorReply(
+        404,
+        error_body(
+            404,
+            f"models/{model} is not found for API version {api_version}, or is not supported "
+            f"for {method}. Call ListModels to see the list of available models and their "
+            f"supported methods.",
+        ),
+    )
+
+
+def method_not_found(model: str, verb: str) -> ErrorReply:
+    """404 for a path that names no Gemini method (``models/m:frobnicate``)."""
+    return ErrorReply(404, error_body(404, f"Method {verb} is not found on models/{model}."))
+
+
+def auth_error(code: int, message: str | None = None) -> ErrorReply:
+    """Gemini's answer for a credential problem, with the ErrorInfo reason it carries.
+
+    400 ``API_KEY_INVALID`` (what Gemini answers for a wrong key), 403
+    ``API_KEY_SERVICE_BLOCKED``, anything else 401 ``CREDENTIALS_MISSING``.
+    """
+    if code == 400:
+        reason, default = "API_KEY_INVALID", "API key not valid. Please pass a valid API key."
+    elif code == 403:
+        reason, default = "API_KEY_SERVICE_BLOCKED", "The caller does not have permission"
+    else:
+        reason, default = "CREDENTIALS_MISSING", DEFAULT_MESSAGES[401]
+    return ErrorReply(code, error_body(code, message or default, details=[error_info(reason)]))
+
+
+def missing_api_key() -> ErrorReply:
+    """The 401 for a request without an API key."""
+    return auth_error(401)
+
+
+def rate_limited(
+    model: str,
+    quota: Literal["minute", "day"],
+    quota_value: str,
+    retry_after: float,
+    *,
+    quota_id: str | None = None,
+    quota_metric: str | None = None,
+    header: bool = True,
+) -> ErrorReply:
+    """Gemini's 429: QuotaFailure, Help and RetryInfo details, and (``header``) a
+    ``Retry-After`` header (Gemini sends none for per-day quotas)."""
+    details = [
+        quota_failure(model, quota, quota_value, quota_id=quota_id, quota_metric=quota_metric),
+        quota_help(),
+        retry_info(retry_after),
+    ]
+    headers = (("retry-after", retry_after_header(retry_after)),) if header else ()
+    return ErrorReply(429, error_body(429, details=details), headers)
