@@ -104,7 +104,7 @@ def snapshot_from_hash(fields: Any) -> BreakerSnapshot | None:
         return None
     try:
         return parse_snapshot(fields[name] for name in SNAPSHOT_FIELDS)
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"unreadable breaker hash: {type(exc).__name__}") from exc
 
 
@@ -160,7 +160,7 @@ def decode_event(data: Any) -> BreakerEvent | CooldownEvent | None:
             return BreakerEvent(origin, model, parse_snapshot(message["s"]))
         if kind == "c":
             return CooldownEvent(origin, model, CooldownKind(message["c"]), float(message["u"]))
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed state event: {type(exc).__name__}") from exc
     return None
 

@@ -106,10 +106,13 @@ class BreakerReply:
 
     @classmethod
     def decode(cls, reply: Any) -> BreakerReply:
-        """Raises ValueError (or TypeError) on an unreadable reply."""
-        verdict = Verdict(int(reply[0]))
-        if verdict is Verdict.REJECTED:
-            return cls(verdict, parse_snapshot(reply[1:7]))
+        """Raises ValueError on an unreadable reply."""
+        try:
+            verdict = Verdict(int(reply[0]))
+            if verdict is Verdict.REJECTED:
+                return cls(verdict, parse_snapshot(reply[1:7]))
+        except (IndexError, TypeError, ValueError) as exc:
+            raise ValueError(f"unreadable breaker script reply: {type(exc).__name__}") from exc
         return cls(verdict)
 
 

@@ -370,7 +370,7 @@ class RedisStateStore:
     def _on_breaker_reply(self, model: str, reply: Any) -> None:
         try:
             decoded = BreakerReply.decode(reply)
-        except (ValueError, TypeError):
+        except ValueError:
             log.warning("unreadable breaker snapshot in redis", model=model)
             return
         if decoded.verdict is Verdict.ACCEPTED:
