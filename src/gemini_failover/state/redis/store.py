@@ -448,7 +448,7 @@ class RedisStateStore:
         self._queue_snapshots(pipe, breakers, cooldowns, now)
         self._on_replies(iter(await pipe.execute()), breakers, cooldowns)
 
-    # -- handing state to the sink ---------------------------------------------------
+    # -- models ---------------------------------------------------------------------
 
     def _track(self, model: str) -> None:
         if model not in self._models:
