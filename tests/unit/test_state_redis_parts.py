@@ -30,7 +30,7 @@ from gemini_failover.state.redis.health import HealthReporter
 from gemini_failover.state.redis.listener import Listener
 from gemini_failover.state.redis.scripts import BreakerReply, Verdict, later_stored_until
 from gemini_failover.state.redis.stats import RedisStoreStats
-from gemini_failover.state.redis.urls import redact_url, scrub, secrets_of
+from gemini_failover.state.urls import redact_url, scrub, secrets_of
 
 OPEN = BreakerState.OPEN
 RATE = CooldownKind.RATE_LIMITED

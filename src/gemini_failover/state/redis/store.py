@@ -49,7 +49,7 @@ from gemini_failover.state.redis.listener import Listener
 from gemini_failover.state.redis.reconcile import ModelPlan, Move, plan_model
 from gemini_failover.state.redis.scripts import BreakerReply, Scripts, Verdict, later_stored_until
 from gemini_failover.state.redis.stats import RedisStoreStats
-from gemini_failover.state.redis.urls import redact_url, scrub, secrets_of
+from gemini_failover.state.urls import redact_url, scrub, secrets_of
 
 if TYPE_CHECKING:
     from gemini_failover.config import Settings

@@ -1,4 +1,7 @@
-"""The Redis URL without its password: for logs, ``health()`` and error text."""
+"""A Redis URL without its password: for logs, ``health()`` and error text.
+
+Standard library only, so that settings, health and the CLI can mask a URL without
+importing the Redis client."""
 
 from __future__ import annotations
 
