@@ -24,7 +24,7 @@ from gemini_failover.protocol import GenerationRequest
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.breaker import BreakerSnapshot, BreakerState
 from gemini_failover.resilience.manager import FailoverManager
-from gemini_failover.resilience.redis_store import RedisStateStore
+from gemini_failover.state.redis import RedisStateStore
 
 
 @contextlib.contextmanager

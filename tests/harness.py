@@ -11,7 +11,7 @@ from gemini_failover.emulator import Emulator, EmulatorServer
 from gemini_failover.gemini.backend import GeminiBackend
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.manager import FailoverManager
-from gemini_failover.resilience.state import StateStore
+from gemini_failover.state import StateStore
 
 #: Thresholds scaled down so that chaos scenarios play out in well under a second.
 FAST: dict[str, Any] = {

@@ -17,7 +17,7 @@ import pytest
 from redis.client import Redis as SyncRedis
 from redis.exceptions import RedisError
 
-from gemini_failover.resilience.redis_store import RedisStateStore
+from gemini_failover.state.redis import RedisStateStore
 from tests.redis.helpers import Changes, ObservedStore, StoreFactory
 from tests.redis.server import RedisProcess
 

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from gemini_failover.resilience.breaker import BreakerSnapshot, BreakerState
 from gemini_failover.resilience.clock import FakeClock
-from gemini_failover.resilience.redis_store import redact_url
-from gemini_failover.resilience.state import CooldownKind
+from gemini_failover.state import CooldownKind
+from gemini_failover.state.redis import redact_url
 from tests.redis.helpers import (
     Changes,
     ObservedStore,

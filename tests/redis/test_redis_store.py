@@ -12,8 +12,8 @@ from redis.client import Redis as SyncRedis
 from structlog.testing import capture_logs
 
 from gemini_failover.resilience.breaker import BreakerSnapshot, BreakerState
-from gemini_failover.resilience.redis_store import RedisStateStore
-from gemini_failover.resilience.state import CooldownKind, StoreHealth
+from gemini_failover.state import CooldownKind, StoreHealth
+from gemini_failover.state.redis import RedisStateStore
 from tests.redis.helpers import (
     Changes,
     ObservedStore,

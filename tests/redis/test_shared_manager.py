@@ -29,8 +29,8 @@ from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.breaker import BreakerSnapshot, BreakerState
 from gemini_failover.resilience.errors import Upstream, attach
 from gemini_failover.resilience.manager import FailoverManager
-from gemini_failover.resilience.redis_store import RedisStateStore
-from gemini_failover.resilience.state import CooldownKind
+from gemini_failover.state import CooldownKind
+from gemini_failover.state.redis import RedisStateStore
 from tests.redis.helpers import Changes, stored_snapshot
 from tests.redis.server import RedisProcess
 

@@ -61,13 +61,13 @@ from gemini_failover.resilience.routing import (
     RequestContext,
     Route,
 )
-from gemini_failover.resilience.state import (
+from gemini_failover.resilience.streaming import ManagedStream
+from gemini_failover.state import (
     CooldownKind,
     MemoryStateStore,
     StateStore,
     StoreHealth,
 )
-from gemini_failover.resilience.streaming import ManagedStream
 
 T = TypeVar("T")
 

@@ -21,7 +21,7 @@ from gemini_failover.resilience.capabilities import ModelProfile, Needs
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import Classification
 from gemini_failover.resilience.results import Provenance, RequestFailed
-from gemini_failover.resilience.state import CooldownKind
+from gemini_failover.state import CooldownKind
 
 if TYPE_CHECKING:
     from gemini_failover.resilience.manager import FailoverManager

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from gemini_failover.emulator import Emulator, EmulatorServer
     from gemini_failover.observability.metrics import ManagerMetrics
     from gemini_failover.resilience.manager import FailoverManager
-    from gemini_failover.resilience.state import StateStore
     from gemini_failover.server.health import FailoverClock
+    from gemini_failover.state import StateStore
 
 log = logging.getLogger("gemini_failover.server")
 
@@ -80,7 +80,7 @@ def _make_store(settings: Settings) -> StateStore | None:
     instances), else None: the manager keeps its state in memory."""
     if settings.redis_url is None:
         return None
-    from gemini_failover.resilience.redis_store import RedisStateStore
+    from gemini_failover.state.redis import RedisStateStore
 
     return RedisStateStore.from_settings(settings)
 

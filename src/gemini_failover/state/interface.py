@@ -1,4 +1,4 @@
-"""Where model state lives: in this process (default) or shared through Redis.
+"""The state-store interface: what a store offers the manager, and what it hands back.
 
 The manager keeps the authoritative copy it reads on the hot path in memory (breaker
 snapshots, cool-downs); a :class:`StateStore` propagates local changes to other
@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gemini_failover.resilience.breaker import BreakerSnapshot
+
+__all__ = ["CooldownKind", "StateSink", "StateStore", "StoreHealth"]
 
 
 class CooldownKind(enum.StrEnum):
@@ -53,25 +55,3 @@ class StateStore(Protocol):
     def health(self) -> StoreHealth: ...
 
     async def aclose(self) -> None: ...
-
-
-class MemoryStateStore:
-    """One process, no sharing: every method is a no-op and it is always healthy."""
-
-    async def start(self, sink: StateSink, models: list[str]) -> None:
-        return None
-
-    def publish_breaker(self, model: str, snapshot: BreakerSnapshot) -> None:
-        return None
-
-    def publish_cooldown(self, model: str, kind: CooldownKind, until: float) -> None:
-        return None
-
-    def record_outcome(self, model: str, bad: bool) -> None:
-        return None
-
-    def health(self) -> StoreHealth:
-        return StoreHealth("memory", True, "in-process state")
-
-    async def aclose(self) -> None:
-        return None

@@ -1,0 +1,8 @@
+"""Where model state lives: in this process (:class:`MemoryStateStore`, the default)
+or shared across instances through Redis (:mod:`gemini_failover.state.redis`, imported
+only when configured, so that the redis client stays off the import path otherwise)."""
+
+from gemini_failover.state.interface import CooldownKind, StateSink, StateStore, StoreHealth
+from gemini_failover.state.memory import MemoryStateStore
+
+__all__ = ["CooldownKind", "MemoryStateStore", "StateSink", "StateStore", "StoreHealth"]
