@@ -160,21 +160,27 @@ async def persistent_limit(
 
 
 async def flapping(
-    base_url: str, overrides: Overrides = NO_OVERRIDES, *, calls: int = 300, per_second: float = 10
+    base_url: str,
+    overrides: Overrides = NO_OVERRIDES,
+    *,
+    calls: int = 300,
+    per_second: float | None = 10,
 ) -> Flapping:
     """The primary alternates 200 / 503 per request (the emulator's ``flap``); the
     fallback is healthy. Calls start at a steady ``per_second``, so that the run
-    (30 s at the defaults) outlasts a breaker's break and shows how traffic returns."""
+    (30 s at the defaults) outlasts a breaker's break and shows how traffic returns;
+    with ``per_second=None`` they all start at once."""
     control = EmulatorControl(base_url)
     try:
         flap = {"kind": "flap", "code": 503, "actions": ANSWERS}
         await _fresh(control, {PRIMARY: ({}, [flap]), FALLBACK: ({}, [])})
         settings = build_settings(base_url, [PRIMARY, FALLBACK], overrides)
+        interval = 1 / per_second if per_second else 0.0
         async with running_manager(settings) as manager:
             prompts = [f"flap {i}" for i in range(calls)]
-            limit = calls / per_second + settings.total_timeout + GRACE_SECONDS
+            limit = calls * interval + settings.total_timeout + GRACE_SECONDS
             outcomes = await fire(
-                manager, prompts, concurrency=calls, limit=limit, interval=1 / per_second
+                manager, prompts, concurrency=calls, limit=limit, interval=interval
             )
         served = [o.served_by for o in sorted(outcomes, key=lambda o: o.done_at) if o.served_by]
         return Flapping(
@@ -346,47 +352,39 @@ async def throughput(
 class Scenario:
     name: str
     figures: type[Any]  # the dataclass it returns (rebuilt from a child's JSON)
-    run: Callable[[str, Overrides, bool], Awaitable[Figures]]  # (base_url, overrides, quick)
+    function: Callable[..., Awaitable[Figures]]  # (base_url, overrides, **sizes)
+    full: Mapping[str, Any]  # sizes of the full run (the issue's) ...
+    quick: Mapping[str, Any]  # ... and of --quick
+
+    async def run(self, base_url: str, overrides: Overrides, quick: bool) -> Figures:
+        return await self.function(base_url, overrides, **(self.quick if quick else self.full))
 
 
 SCENARIOS = [
-    Scenario(
-        "storm",
-        TransientStorm,
-        lambda url, o, quick: transient_storm(url, o, calls=30 if quick else 100),
-    ),
+    Scenario("storm", TransientStorm, transient_storm, {"calls": 100}, {"calls": 30}),
     Scenario(
         "persistent",
         PersistentLimit,
-        lambda url, o, quick: persistent_limit(
-            url,
-            o,
-            calls=40 if quick else 120,
-            fallback_rpm=30 if quick else 60,
-            deadline=10.0 if quick else 20.0,
-        ),
+        persistent_limit,
+        {"calls": 120, "fallback_rpm": 60, "deadline": 20.0},
+        {"calls": 40, "fallback_rpm": 30, "deadline": 10.0},
     ),
+    Scenario("flapping", Flapping, flapping, {"calls": 300}, {"calls": 60}),
     Scenario(
-        "flapping",
+        "flapping-burst",
         Flapping,
-        lambda url, o, quick: flapping(url, o, calls=60 if quick else 300),
+        flapping,
+        {"calls": 300, "per_second": None},
+        {"calls": 100, "per_second": None},
     ),
-    Scenario(
-        "minute",
-        MinuteStorm,
-        lambda url, o, quick: minute_storm(url, o, deadline=35.0 if quick else None),
-    ),
-    Scenario("oversized", Oversized, lambda url, o, quick: oversized_prompt(url, o)),
+    Scenario("minute", MinuteStorm, minute_storm, {}, {"deadline": 35.0}),
+    Scenario("oversized", Oversized, oversized_prompt, {}, {}),
     Scenario(
         "throughput",
         Throughput,
-        lambda url, o, quick: throughput(
-            url,
-            o,
-            calls=600 if quick else 5000,
-            concurrency=50 if quick else 200,
-            rounds=4 if quick else 10,
-        ),
+        throughput,
+        {"calls": 5000, "concurrency": 200, "rounds": 10},
+        {"calls": 600, "concurrency": 50, "rounds": 4},
     ),
 ]
 

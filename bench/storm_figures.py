@@ -131,7 +131,7 @@ class PersistentLimit:
 @dataclass(frozen=True)
 class Flapping:
     calls: int
-    per_second: float
+    per_second: float | None  # None: all at once
     answered: int
     switches: int  # changes of served_by across answered calls, in completion order
     primary_requests: int
@@ -139,10 +139,8 @@ class Flapping:
 
     @property
     def title(self) -> str:
-        return (
-            f"50 % flapping primary (200/503 alternating): {self.calls} calls, "
-            f"{self.per_second:g} started per second"
-        )
+        pace = f"{self.per_second:g} started per second" if self.per_second else "all at once"
+        return f"50 % flapping primary (200/503 alternating): {self.calls} calls, {pace}"
 
     def metrics(self) -> list[Metric]:
         answered = share(self.answered, self.calls)
