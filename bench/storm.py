@@ -14,13 +14,11 @@ A *variant* is a dict of Settings overrides (``{"rate_limit": {"spill_fraction":
 merged over each scenario's own settings (chain, endpoint, deadline). The table has a
 "defaults-today" column (``--baseline`` overrides, none by default) and, with
 ``--compare`` or ``--candidate``, a "candidate" column. ``--baseline-src DIR`` runs the
-defaults-today column with the ``gemini_failover`` package of another checkout (e.g.
-``git worktree add /tmp/before <commit>``; DIR is its ``src``) in a child process
-against the same emulator, so old and new code are measured in the same run.
+defaults-today column with another checkout's package (``git archive <commit> src | tar
+-x -C /tmp/before``; DIR=/tmp/before/src) in a child process against the same emulator.
 
-The scenario functions are importable (``await transient_storm(base_url)``; tests can
-pass an in-process ``EmulatorServer``'s base_url) and return the dataclasses of
-bench/storm_figures.py.
+The scenario functions are importable (``await transient_storm(base_url)``, also with an
+in-process ``EmulatorServer``'s base_url) and return bench/storm_figures.py's dataclasses.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -39,6 +38,7 @@ from typing import Any
 
 from bench.common import (
     EmulatorControl,
+    Outcome,
     build_settings,
     emulator_process,
     fire,
@@ -81,8 +81,12 @@ async def _generates(control: EmulatorControl, model: str) -> list[dict[str, Any
     return await control.requests(model=model, action="generate")
 
 
-def _answered(outcomes: Sequence[Any], by: str | None = None) -> int:
+def _answered(outcomes: Sequence[Outcome], by: str | None = None) -> int:
     return sum(o.served_by is not None and by in (None, o.served_by) for o in outcomes)
+
+
+def _failures(outcomes: Sequence[Outcome]) -> dict[str, int]:
+    return dict(Counter(o.category for o in outcomes if o.category))
 
 
 # -- scenarios ---------------------------------------------------------------------------
@@ -108,6 +112,7 @@ async def transient_storm(
             calls=calls,
             retry_after=retry_after,
             answered=_answered(outcomes),
+            failures=_failures(outcomes),
             answered_by_primary=_answered(outcomes, PRIMARY),
             fallback_calls=len(await _generates(control, FALLBACK)),
             injected_429s=injected,
@@ -151,6 +156,7 @@ async def persistent_limit(
             fallback_rpm=fallback_rpm,
             deadline=deadline,
             answered=_answered(outcomes),
+            failures=_failures(outcomes),
             fallback_calls=len(fallback),
             fallback_429s=sum(r["status"] == 429 for r in fallback),
             failed_with_retry_after=sum(o.retry_after is not None for o in outcomes),
@@ -187,6 +193,7 @@ async def flapping(
             calls=calls,
             per_second=per_second,
             answered=len(served),
+            failures=_failures(outcomes),
             switches=switches(served),
             primary_requests=len(await _generates(control, PRIMARY)),
             answered_by_primary=served.count(PRIMARY),
@@ -222,6 +229,7 @@ async def minute_storm(
             deadline=settings.total_timeout,
             primary_requests=len(await _generates(control, PRIMARY)),
             answered=_answered(outcomes),
+            failures=_failures(outcomes),
             answered_by_primary=_answered(outcomes, PRIMARY),
             fallback_calls=len(await _generates(control, FALLBACK)),
         )

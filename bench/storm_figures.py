@@ -35,11 +35,17 @@ def share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
+def failed(failures: dict[str, int]) -> Metric:
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(failures.items())) or "none"
+    return Metric("failed calls, by category", "", shown)
+
+
 @dataclass(frozen=True)
 class TransientStorm:
     calls: int
     retry_after: float
     answered: int
+    failures: dict[str, int]  # failed calls by RequestFailed.category (or unfinished)
     answered_by_primary: int
     fallback_calls: int
     injected_429s: int
@@ -67,6 +73,7 @@ class TransientStorm:
         extra = self.extra_primary_per_call
         return [
             Metric("answered", "", f"{share(self.answered, self.calls):.0%}"),
+            failed(self.failures),
             Metric("answered by the primary", ">= 99 %", f"{by_primary:.0%}", by_primary >= 0.99),
             Metric("fallback calls", "0", str(self.fallback_calls), self.fallback_calls == 0),
             Metric(
@@ -91,6 +98,7 @@ class PersistentLimit:
     fallback_rpm: int
     deadline: float
     answered: int
+    failures: dict[str, int]  # failed calls by RequestFailed.category (or unfinished)
     fallback_calls: int
     fallback_429s: int
     failed_with_retry_after: int
@@ -124,6 +132,7 @@ class PersistentLimit:
                 f"{rejected:.0%} ({self.fallback_429s} of {self.fallback_calls})",
                 rejected <= 0.05,
             ),
+            failed(self.failures),
             Metric("failed calls that carry a retry_after", "", str(self.failed_with_retry_after)),
         ]
 
@@ -133,6 +142,7 @@ class Flapping:
     calls: int
     per_second: float | None  # None: all at once
     answered: int
+    failures: dict[str, int]  # failed calls by RequestFailed.category (or unfinished)
     switches: int  # changes of served_by across answered calls, in completion order
     primary_requests: int
     answered_by_primary: int
@@ -153,6 +163,7 @@ class Flapping:
                 "primary requests", "<= 60", str(self.primary_requests), self.primary_requests <= 60
             ),
             Metric("answered by the primary", "", str(self.answered_by_primary)),
+            failed(self.failures),
         ]
 
 
@@ -163,6 +174,7 @@ class MinuteStorm:
     deadline: float
     primary_requests: int
     answered: int
+    failures: dict[str, int]  # failed calls by RequestFailed.category (or unfinished)
     answered_by_primary: int
     fallback_calls: int
 
@@ -184,6 +196,7 @@ class MinuteStorm:
                 f"{self.answered} of {self.calls} ({self.answered_by_primary})",
             ),
             Metric("fallback calls", "", str(self.fallback_calls)),
+            failed(self.failures),
         ]
 
 
