@@ -20,6 +20,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.e2e", []),
     ("bench.shared_state", []),
     ("bench.chaos_load", []),
+    ("bench.storm", []),
 ]
 
 
