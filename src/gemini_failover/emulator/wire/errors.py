@@ -19,6 +19,7 @@ __all__ = [
     "STATUS_NAMES",
     "ErrorReply",
     "auth_error",
+    "bad_request",
     "error_body",
     "error_info",
     "format_retry_delay",
@@ -27,12 +28,14 @@ __all__ = [
     "method_not_found",
     "missing_api_key",
     "model_not_found",
+    "payload_too_large",
     "quota_failure",
     "quota_help",
     "rate_limited",
     "retry_after_header",
     "retry_info",
     "status_name",
+    "unknown_field",
 ]
 
 #: HTTP status -> google.rpc.Code name, as Google APIs report them.
@@ -251,3 +254,27 @@ def rate_limited(
     ]
     headers = (("retry-after", retry_after_header(retry_after)),) if header else ()
     return ErrorReply(429, error_body(429, details=details), headers)
+
+
+def bad_request(violations: list[tuple[str, str]]) -> dict[str, Any]:
+    """A google.rpc.BadRequest detail: ``(field, description)`` per violation (``field``
+    empty: left out)."""
+    return {
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        "fieldViolations": [
+            {"field": f, "description": d} if f else {"description": d} for f, d in violations
+        ],
+    }
+
+
+def unknown_field(name: str, at: str = "") -> ErrorReply:
+    """Gemini's 400 for a JSON field its request message does not have (``at``: the
+    enclosing field's path in snake_case, e.g. ``generation_config``)."""
+    where = f" at '{at}'" if at else ""
+    message = f'Invalid JSON payload received. Unknown name "{name}"{where}: Cannot find field.'
+    return ErrorReply(400, error_body(400, message, details=[bad_request([(at, message)])]))
+
+
+def payload_too_large(limit: int) -> ErrorReply:
+    """The 400 Google's front end answers for a request body over its size limit."""
+    return invalid_argument(f"Request payload size exceeds the limit: {limit} bytes.")

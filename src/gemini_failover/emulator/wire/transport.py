@@ -18,9 +18,11 @@ __all__ = [
     "JSON_HEADERS",
     "SSE_HEADERS",
     "AsgiReplier",
+    "BodyTooLarge",
     "ClientDisconnected",
     "encode_json",
     "read_body",
+    "read_body_limited",
     "sse_frame",
 ]
 
@@ -47,6 +49,28 @@ def encode_json(payload: Any) -> bytes:
 def sse_frame(payload: Any) -> bytes:
     """One server-sent event as Gemini frames it: ``data: {json}\\r\\n\\r\\n``."""
     return b"data: " + encode_json(payload) + b"\r\n\r\n"
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the limit given to :func:`read_body_limited`."""
+
+
+async def read_body_limited(receive: Receive, limit: int) -> bytes:
+    """The whole request body, at most ``limit`` bytes: raises BodyTooLarge as soon as
+    more arrive (without reading the rest), ClientDisconnected if the client goes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 async def read_body(receive: Receive) -> bytes:
