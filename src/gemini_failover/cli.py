@@ -66,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     emulate.add_argument("--port", type=int, default=8765)
     emulate.add_argument("--scenario", metavar="FILE", help="scenario JSON: profiles and faults")
 
+    gateway = sub.add_parser(
+        "gateway",
+        help="run the Gemini-API-compatible failover gateway (docs/gateway.md)",
+        description="Serve the Gemini API (v1beta) in front of the failover manager: point "
+        "any google-genai client's base URL at it.",
+    )
+    gateway.add_argument("--host", help="bind address (default 127.0.0.1)")
+    gateway.add_argument("--port", type=int, help="port (default 8080; 0: any free)")
+    gateway.add_argument("--config", metavar="FILE", help="TOML settings file")
+    gateway.add_argument("--emulator", action="store_true", help="upstream: a built-in emulator")
+    gateway.add_argument("--scenario", metavar="FILE", help="emulator scenario JSON")
+    gateway.add_argument("--allowed-host", action="append", default=[], metavar="NAME")
+
     check = sub.add_parser(
         "check",
         help="validate the configuration and print the effective settings (secrets masked)",
@@ -98,6 +111,22 @@ def _serve(args: argparse.Namespace) -> int:
         emulator=args.emulator,
         scenario=args.scenario,
         allowed_hosts=tuple(args.allowed_host),
+    )
+    try:
+        run(options)
+    except StartupError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    from gemini_failover.gateway.serve import GatewayOptions, run
+    from gemini_failover.server.runtime import StartupError
+
+    if args.scenario and not args.emulator:
+        return _fail("--scenario needs --emulator")
+    options = GatewayOptions(
+        args.host, args.port, args.config, args.emulator, args.scenario, tuple(args.allowed_host)
     )
     try:
         run(options)
@@ -162,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["demo"]:
         return _demo(arguments[1:])
     args = _parser().parse_args(arguments)
-    commands = {"serve": _serve, "emulate": _emulate, "check": _check}
+    commands = {"serve": _serve, "emulate": _emulate, "check": _check, "gateway": _gateway}
     return commands[args.command](args)
 
 

@@ -187,12 +187,22 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(
         None, ge=0, le=65535, description="Standalone /metrics port (for stdio)."
     )
+    gateway_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Keys clients of the Gemini-compatible gateway must send "
+        "(comma-separated; never forwarded upstream). Empty: no key check, loopback only.",
+    )
+    gateway_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["auto"],
+        description="Model names the gateway routes to the start of a chain (comma-separated).",
+    )
+    gateway_port: int = Field(8080, ge=0, le=65535, description="Port of the gateway.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON otherwise."
     )
 
-    @field_validator("models", "embedding_models", mode="before")
+    @field_validator("models", "embedding_models", "gateway_keys", "gateway_aliases", mode="before")
     @classmethod
     def _split_chain(cls, value: Any) -> Any:
         if isinstance(value, str):

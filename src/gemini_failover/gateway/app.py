@@ -1,0 +1,386 @@
+"""The gateway's Gemini endpoints: check the request, map it, call the manager, answer.
+
+``/{version}/models`` (list), ``/{version}/models/{model}`` (get) and
+``/{version}/models/{model}:{generateContent | streamGenerateContent | countTokens |
+embedContent | batchEmbedContents}``. Requests are checked in the order Gemini checks
+them (method, model, body size, JSON, fields) and nothing reaches upstream before all
+checks pass. A client that disconnects cancels its manager call (and so the upstream
+HTTP request) at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from gemini_failover.emulator.wire import (
+    SSE_HEADERS,
+    AsgiReplier,
+    BodyTooLarge,
+    ClientDisconnected,
+    ErrorReply,
+    ListModelsQuery,
+    count_tokens_response,
+    embeddings_response,
+    encode_json,
+    error_body,
+    invalid_argument,
+    list_models_response,
+    method_not_found,
+    model_not_found,
+    parse_json_object,
+    payload_too_large,
+    read_body_limited,
+    route_model_path,
+    sse_frame,
+)
+from gemini_failover.gateway import mapping
+from gemini_failover.gateway.auth import KeyCheck
+from gemini_failover.gateway.errors import blocked_response, failure_reply
+from gemini_failover.gateway.mapping import MappingError
+from gemini_failover.gateway.progress import (
+    ProgressTracker,
+    headers_of,
+    provenance_headers,
+)
+from gemini_failover.gateway.routing import ChainRouter, Target
+from gemini_failover.protocol import GenerationRequest, Turn, Usage
+from gemini_failover.resilience.results import RequestFailed
+from gemini_failover.server.http import MAX_BODY_BYTES, Security, SecurityMiddleware, probe_routes
+from gemini_failover.server.runtime import Runtime
+
+if TYPE_CHECKING:
+    from gemini_failover.resilience.manager import FailoverManager
+
+__all__ = ["API_VERSIONS", "GeminiGateway", "build_gateway_app"]
+
+log = logging.getLogger("gemini_failover.gateway")
+
+#: API versions the gateway answers under (the SDKs use v1beta by default).
+API_VERSIONS = frozenset({"v1beta", "v1", "v1alpha"})
+
+_ARRAY_HEADERS = ((b"content-type", b"application/json; charset=UTF-8"),)
+
+
+class _Asgi:
+    """Wraps ``f(scope, receive, send)`` so that Starlette routes every HTTP method to it."""
+
+    def __init__(self, func: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.func = func
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.func(scope, receive, send)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    code = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = f"The requested URL {request.url.path} was not found on this server."
+    return JSONResponse(error_body(code, message if code == 404 else None), status_code=code)
+
+
+class GeminiGateway:
+    """The Gemini API over one runtime's failover manager."""
+
+    def __init__(
+        self, runtime: Runtime, router: ChainRouter, *, max_body_bytes: int = MAX_BODY_BYTES
+    ) -> None:
+        self.runtime = runtime
+        self.router = router
+        self.max_body_bytes = max_body_bytes
+        self.tracker = ProgressTracker()
+        self._subscribed = False
+        self._id_prefix = f"gw-{uuid.uuid4().hex[:8]}"
+        self._ids = itertools.count(1)
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/{version}/models", _Asgi(self.list_models)),
+            Route("/{version}/models/{rest:path}", _Asgi(self.model_endpoint)),
+        ]
+
+    def _new_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids)}"
+
+    def _manager(self) -> FailoverManager:
+        manager = self.runtime.manager
+        if not self._subscribed:
+            manager.events.subscribe(self.tracker.handle)
+            self._subscribed = True
+        return manager
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replier = AsgiReplier(send)
+        version = scope["path_params"]["version"]
+        if version not in API_VERSIONS or scope["method"] not in ("GET", "HEAD"):
+            await _reply(replier, _url_not_found(scope))
+            return
+        try:
+            query = ListModelsQuery.parse(scope.get("query_string", b""))
+        except ValueError:
+            await _reply(replier, invalid_argument("Invalid page size or page token."))
+            return
+        models = self.router.resources(self._manager().model_status(), version)
+        page = models[query.offset : query.offset + max(1, query.page_size)]
+        following = query.offset + len(page)
+        token = str(following) if following < len(models) else None
+        await replier.json(200, list_models_response(page, token))
+
+    async def model_endpoint(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replier = AsgiReplier(send)
+        version = scope["path_params"]["version"]
+        if version not in API_VERSIONS:
+            await _reply(replier, _url_not_found(scope))
+            return
+        route = route_model_path(scope["method"], scope["path_params"]["rest"])
+        if route.action is None:
+            await _reply(replier, method_not_found(route.model, route.verb))
+            return
+        if route.action == "get":
+            status = self._manager().model_status()
+            resource = self.router.resource(route.model, status, version)
+            if resource is None:
+                await _reply(replier, model_not_found(route.model, "get", version))
+            else:
+                await replier.json(200, resource)
+            return
+        target = self.router.target(route.model, route.action)
+        if target is None:
+            method = self.router.method_of(route.action)
+            await _reply(replier, model_not_found(route.model, method, version))
+            return
+        if target.start > 0:
+            await _reply(replier, _start_not_supported(target))
+            return
+        try:
+            payload = await read_body_limited(receive, self.max_body_bytes)
+        except BodyTooLarge:
+            await _reply(replier, payload_too_large(self.max_body_bytes))
+            return
+        except ClientDisconnected:
+            return
+        body = parse_json_object(payload)
+        if body is None:
+            await _reply(replier, invalid_argument("Invalid JSON payload received."))
+            return
+        verb, model = route.verb, route.model
+        try:
+            if route.action in ("generate", "stream"):
+                request = mapping.generation_request(body, model)
+                if route.action == "generate":
+                    work = self._generate(replier, request, target)
+                else:
+                    work = self._stream(replier, request, target, _alt(scope))
+            elif route.action == "count_tokens":
+                work = self._count(replier, mapping.count_tokens_contents(body, model))
+            else:
+                call = mapping.embed_call(body, model, batch=verb == "batchEmbedContents")
+                work = self._embed(replier, call)
+        except MappingError as exc:
+            await _reply(replier, exc.reply)
+            return
+        await _until_disconnect(receive, work)
+
+    # -- the calls -------------------------------------------------------------------------
+
+    async def _generate(
+        self, replier: AsgiReplier, request: GenerationRequest, target: Target
+    ) -> None:
+        rid = self._new_id()
+        try:
+            result = await self._manager().generate(request, request_id=rid)
+        except RequestFailed as exc:
+            await self._failed(replier, rid, exc, target.first)
+            return
+        prov = result.provenance
+        served = prov.served_by or target.first
+        body = mapping.generate_response(
+            result.text, result.finish_reason, result.usage, model_version=served, response_id=rid
+        )
+        await replier.json(200, body, headers_of(rid, prov))
+
+    async def _failed(
+        self, replier: AsgiReplier, rid: str, exc: RequestFailed, first_model: str
+    ) -> None:
+        headers = headers_of(rid, exc.provenance)
+        if exc.category == "blocked":
+            served = (exc.provenance.served_by if exc.provenance else None) or first_model
+            body = blocked_response(exc, model_version=served, response_id=rid)
+            await replier.json(200, body, headers)
+            return
+        reply = failure_reply(exc)
+        log.info("gateway request %s failed: %s (%s)", rid, exc.category, reply.code)
+        await replier.json(reply.code, reply.body, [*reply.headers, *headers])
+
+    async def _count(self, replier: AsgiReplier, contents: tuple[Turn, ...]) -> None:
+        rid = self._new_id()
+        try:
+            total, prov = await self._manager().count_tokens(contents, request_id=rid)
+        except RequestFailed as exc:
+            await self._failed(replier, rid, exc, self.router.models[0])
+            return
+        await replier.json(200, count_tokens_response(total), headers_of(rid, prov))
+
+    async def _embed(self, replier: AsgiReplier, call: mapping.EmbedCall) -> None:
+        rid = self._new_id()
+        try:
+            vectors, prov = await self._manager().embed(call.texts, request_id=rid)
+        except RequestFailed as exc:
+            await self._failed(replier, rid, exc, self.router.embedding_models[0])
+            return
+        body = embeddings_response(vectors, batch=call.batch)
+        await replier.json(200, body, headers_of(rid, prov))
+
+    async def _stream(
+        self, replier: AsgiReplier, request: GenerationRequest, target: Target, sse: bool
+    ) -> None:
+        """Relay the manager's stream: headers and the first chunk once the first text
+        exists (a failure before it is a plain error answer), then one chunk per delta,
+        whichever model writes it; a failure after it is an error event."""
+        rid = self._new_id()
+        progress = self.tracker.watch(rid, target.chain)
+        stream = self._manager().stream(request, request_id=rid)
+        deltas: AsyncIterator[str] = aiter(stream)
+        try:
+            try:
+                first = await anext(deltas)
+            except RequestFailed as exc:
+                await self._failed(replier, rid, exc, target.first)
+                return
+            except StopAsyncIteration:
+                first = ""
+            extra = provenance_headers(rid, progress.model, progress.failovers, progress.attempts)
+            headers = [*(SSE_HEADERS if sse else _ARRAY_HEADERS)]
+            headers += [(k.encode(), v.encode()) for k, v in extra]
+            await replier.start(200, headers)
+            frames = _Frames(replier, sse)
+            if first:
+                await frames.send(
+                    mapping.text_chunk(first, model_version=progress.model, response_id=rid)
+                )
+            try:
+                async for delta in deltas:
+                    chunk = mapping.text_chunk(delta, model_version=progress.model, response_id=rid)
+                    await frames.send(chunk)
+            except RequestFailed as exc:
+                reply = failure_reply(exc)
+                log.info("gateway stream %s broke: %s (%s)", rid, exc.category, reply.code)
+                await frames.send(reply.body)
+                await frames.end()
+                return
+            result = stream.result
+            served = (result.provenance.served_by if result else None) or progress.model
+            finish, usage = (result.finish_reason, result.usage) if result else ("STOP", None)
+            last = mapping.final_chunk(
+                finish, usage or _NO_USAGE, model_version=served, response_id=rid
+            )
+            await frames.send(last)
+            await frames.end()
+        finally:
+            self.tracker.forget(rid)
+            with anyio.CancelScope(shield=True):  # close upstream even when cancelled
+                await stream.aclose()
+
+
+class _Frames:
+    """Stream events: SSE (``alt=sse``, what the SDKs ask for) or a JSON array."""
+
+    __slots__ = ("first", "replier", "sse")
+
+    def __init__(self, replier: AsgiReplier, sse: bool) -> None:
+        self.replier, self.sse, self.first = replier, sse, True
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        if self.sse:
+            data = sse_frame(payload)
+        else:
+            data = (b"[" if self.first else b",\r\n") + encode_json(payload)
+        self.first = False
+        await self.replier.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end(self) -> None:
+        tail = b"" if self.sse else (b"[]" if self.first else b"]")
+        await self.replier.send({"type": "http.response.body", "body": tail, "more_body": False})
+
+
+_NO_USAGE = Usage()
+
+
+def _alt(scope: Scope) -> bool:
+    query = scope.get("query_string", b"")
+    return b"alt=sse" in query and ("alt", "sse") in parse_qsl(query.decode("latin-1"))
+
+
+def _url_not_found(scope: Scope) -> ErrorReply:
+    path = scope["path"]
+    return ErrorReply(
+        404, error_body(404, f"The requested URL {path} was not found on this server.")
+    )
+
+
+def _start_not_supported(target: Target) -> ErrorReply:
+    return invalid_argument(
+        f"models/{target.first} starts the chain part-way, which the failover manager "
+        f"cannot do yet; use models/{target.chain[0]} or an alias"
+    )
+
+
+async def _reply(replier: AsgiReplier, reply: ErrorReply) -> None:
+    await replier.json(reply.code, reply.body, reply.headers)
+
+
+async def _until_disconnect(receive: Receive, work: Awaitable[None]) -> None:
+    """Run ``work``; if the client disconnects first, cancel it (which closes the
+    upstream request) and return."""
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(watch)
+        try:
+            await work
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def build_gateway_app(
+    runtime: Runtime,
+    security: Security,
+    *,
+    keys: list[str],
+    aliases: list[str] | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> ASGIApp:
+    """The gateway's ASGI app: Gemini endpoints, /healthz, /readyz, /metrics, behind
+    the Host/Origin guard and the gateway-key check. ``runtime`` must be started
+    before the first request (the app never owns the manager)."""
+    settings = runtime.settings
+    router = ChainRouter(
+        settings.models,
+        settings.embedding_models,
+        aliases if aliases is not None else settings.gateway_aliases,
+    )
+    api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes)
+    app = Starlette(
+        routes=[*probe_routes(runtime), *api.routes()],
+        exception_handlers={HTTPException: _not_found},
+    )
+    return SecurityMiddleware(KeyCheck(app, keys), security)

@@ -1,0 +1,77 @@
+"""The manager's failures as the Gemini API errors SDKs understand.
+
+One table, :data:`STATUS_FOR`: a RequestFailed category -> the HTTP status the real API
+would use for that situation. Waiting helps (rate limit, shedding, every model out for
+a while): RetryInfo and Retry-After say how long. An upstream credential problem is the
+gateway's, not the client's: 502 with a fixed message (never the upstream key or its
+echo).
+"""
+
+from __future__ import annotations
+
+import re
+
+from gemini_failover.emulator.wire import (
+    ErrorReply,
+    blocked_candidate,
+    error_body,
+    generate_content_response,
+    retry_after_header,
+    retry_info,
+)
+from gemini_failover.resilience.results import RequestFailed
+
+__all__ = ["STATUS_FOR", "blocked_response", "failure_reply"]
+
+#: RequestFailed.category -> HTTP status. Anything not listed: 500.
+STATUS_FOR: dict[str, int] = {
+    "rate_limited": 429,  # the model asked us to wait and the deadline cannot cover it
+    "overloaded": 429,  # shed: too many requests queued for a model
+    "quota_exhausted": 429,
+    "no_capable_model": 400,  # no model in the chain fits the request
+    "bad_request": 400,  # upstream rejected the request itself
+    "auth": 502,  # upstream rejected the gateway's credentials
+    "timeout": 504,  # the request's deadline passed
+    "unavailable": 503,  # every model failed or is out (breaker, cool-down)
+    "stream_broken": 503,  # continuation policy "fail"
+    "transient": 503,
+    "model_unavailable": 503,
+    "semantic": 502,  # upstream answers were empty or broke the schema
+    "cancelled": 499,
+}
+
+_AUTH_MESSAGE = (
+    "The gateway's upstream Gemini credentials were rejected ({model}). This is a "
+    "configuration problem of the gateway, not of your request; its operator has been "
+    "alerted."
+)
+_MODEL_IN_AUTH = re.compile(r"\) for (\S+?):")
+_BLOCK_REASON = re.compile(r"\(([A-Z_]+)\)\s*$")
+
+
+def failure_reply(exc: RequestFailed) -> ErrorReply:
+    """The error answer for a failed request."""
+    code = STATUS_FOR.get(exc.category, 500)
+    if exc.category == "auth":
+        found = _MODEL_IN_AUTH.search(exc.message)
+        model = found.group(1) if found else "upstream"
+        body = error_body(502, _AUTH_MESSAGE.format(model=model), status="UNAVAILABLE")
+        return ErrorReply(502, body)
+    details = []
+    headers: tuple[tuple[str, str], ...] = ()
+    if exc.retry_after is not None and code in (429, 503):
+        details.append(retry_info(exc.retry_after))
+        headers = (("retry-after", retry_after_header(exc.retry_after)),)
+    return ErrorReply(code, error_body(code, exc.message, details=details), headers)
+
+
+def blocked_response(
+    exc: RequestFailed, *, model_version: str, response_id: str
+) -> dict[str, object]:
+    """A refusal (finishReason SAFETY and friends) is not an HTTP error in the Gemini
+    API: a 200 answer whose candidate has the finish reason and no content."""
+    found = _BLOCK_REASON.search(exc.message)
+    reason = found.group(1) if found else "SAFETY"
+    return generate_content_response(
+        model_version=model_version, response_id=response_id, candidates=[blocked_candidate(reason)]
+    )
