@@ -1,0 +1,196 @@
+"""The mapping between Gemini JSON and the manager's requests, and the error table,
+without sockets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gemini_failover.gateway import mapping
+from gemini_failover.gateway.errors import STATUS_FOR, blocked_response, failure_reply
+from gemini_failover.gateway.mapping import MappingError
+from gemini_failover.gateway.routing import ChainRouter
+from gemini_failover.protocol import Turn
+from gemini_failover.resilience.results import RequestFailed
+
+USER = {"role": "user", "parts": [{"text": "Hi "}, {"text": "there"}]}
+
+
+def test_a_full_request_maps_onto_the_managers_request() -> None:
+    request = mapping.generation_request(
+        {
+            "contents": [USER, {"role": "model", "parts": [{"text": "Hello"}]}, USER],
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "generationConfig": {
+                "temperature": 0.5,
+                "topP": 0.9,
+                "maxOutputTokens": 100,
+                "stopSequences": ["END"],
+                "responseMimeType": "application/json",
+                "responseJsonSchema": {"type": "object"},
+            },
+        },
+        "pro",
+    )
+    assert request.contents == (
+        Turn("user", "Hi there"),
+        Turn("model", "Hello"),
+        Turn("user", "Hi there"),
+    )
+    assert request.system_instruction == "Be brief."
+    assert (request.temperature, request.top_p, request.max_output_tokens) == (0.5, 0.9, 100)
+    assert request.stop_sequences == ("END",)
+    assert request.response_schema == {"type": "object"}
+
+
+def test_snake_case_fields_and_a_string_system_instruction_are_read() -> None:
+    request = mapping.generation_request(
+        {
+            "contents": [USER],
+            "system_instruction": "Short answers.",
+            "generation_config": {"max_output_tokens": 7, "response_mime_type": "text/plain"},
+        }
+    )
+    assert request.system_instruction == "Short answers."
+    assert request.max_output_tokens == 7
+    assert request.response_schema is None
+
+
+def test_openapi_response_schema_becomes_json_schema_and_json_mode_any_json() -> None:
+    openapi = {"type": "OBJECT", "properties": {"n": {"type": "INTEGER", "nullable": True}}}
+    request = mapping.generation_request(
+        {
+            "contents": [USER],
+            "generationConfig": {"responseMimeType": "application/json", "responseSchema": openapi},
+        }
+    )
+    assert request.response_schema == {
+        "type": "object",
+        "properties": {"n": {"type": ["integer", "null"]}},
+    }
+    bare = mapping.generation_request(
+        {"contents": [USER], "generationConfig": {"responseMimeType": "application/json"}}
+    )
+    assert bare.response_schema == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"contents": [USER], "model": "models/flash"}, "does not match the model in the URL"),
+        (
+            {"contents": [USER], "generationConfig": {"responseSchema": {"type": "OBJECT"}}},
+            "response_mime_type must be application/json",
+        ),
+        (
+            {"contents": [USER], "generationConfig": {"responseMimeType": "text/x.enum"}},
+            "only text/plain and application/json",
+        ),
+        ({"contents": [USER], "cachedContent": "cachedContents/1"}, "cachedContent is not"),
+        ({"contents": [{"parts": [{"text": "a", "thought": True}]}]}, "thought is not"),
+        ({"contents": [{"parts": [{"functionCall": {"name": "f"}}]}]}, "functionCall is not"),
+        ({"contents": "hello"}, "Invalid value at 'contents'"),
+        ({"contents": [USER], "generationConfig": {"maxOutputTokens": 0}}, "positive integer"),
+    ],
+)
+def test_requests_the_manager_cannot_carry_are_refused_naming_the_field(
+    body: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(MappingError) as caught:
+        mapping.generation_request(body, "pro")
+    assert caught.value.reply.code == 400
+    assert message in caught.value.reply.body["error"]["message"]
+
+
+def test_an_explicit_null_for_an_unsupported_field_is_as_good_as_absent() -> None:
+    request = mapping.generation_request({"contents": [USER], "tools": None})
+    assert request.contents == (Turn("user", "Hi there"),)
+
+
+def test_count_tokens_reads_contents_or_a_generate_request() -> None:
+    assert mapping.count_tokens_contents({"contents": [USER]}) == (Turn("user", "Hi there"),)
+    inner = {"generateContentRequest": {"model": "models/pro", "contents": [USER]}}
+    assert mapping.count_tokens_contents(inner, "pro") == (Turn("user", "Hi there"),)
+    with pytest.raises(MappingError, match="systemInstruction is not supported"):
+        mapping.count_tokens_contents(
+            {"generateContentRequest": {"contents": [USER], "systemInstruction": "x"}}
+        )
+
+
+def test_embed_bodies_single_and_batch() -> None:
+    single = mapping.embed_call({"content": USER}, "e", batch=False)
+    assert single == mapping.EmbedCall(("Hi there",), False)
+    batch = mapping.embed_call(
+        {"requests": [{"model": "models/e", "content": USER}, {"content": USER}]}, "e", batch=True
+    )
+    assert batch.texts == ("Hi there", "Hi there") and batch.batch
+    with pytest.raises(MappingError, match="outputDimensionality is not supported"):
+        mapping.embed_call(
+            {"requests": [{"content": USER, "outputDimensionality": 8}]}, "e", batch=True
+        )
+    with pytest.raises(MappingError, match="taskType is not supported"):
+        mapping.embed_call({"content": USER, "taskType": "RETRIEVAL_QUERY"}, "e", batch=False)
+
+
+def test_the_unsupported_table_lists_what_is_refused_today() -> None:
+    assert "tools" in mapping.UNSUPPORTED["GenerateContentRequest"]
+    assert "thinkingConfig" in mapping.UNSUPPORTED["GenerationConfig"]
+    assert "inlineData" in mapping.UNSUPPORTED["Part"]
+    assert "text" not in mapping.UNSUPPORTED["Part"]
+
+
+@pytest.mark.parametrize(
+    ("category", "retry_after", "status", "retry_delay"),
+    [
+        ("rate_limited", 12.0, 429, "12s"),
+        ("overloaded", 1.0, 429, "1s"),
+        ("no_capable_model", None, 400, None),
+        ("bad_request", None, 400, None),
+        ("timeout", None, 504, None),
+        ("unavailable", 2.5, 503, "2.5s"),
+        ("something_new", None, 500, None),
+    ],
+)
+def test_the_error_table(
+    category: str, retry_after: float | None, status: int, retry_delay: str | None
+) -> None:
+    reply = failure_reply(RequestFailed(category, "what happened", retry_after=retry_after))
+    assert reply.code == status
+    details = reply.body["error"].get("details", [])
+    delays = [d["retryDelay"] for d in details if d["@type"].endswith("RetryInfo")]
+    assert delays == ([retry_delay] if retry_delay else [])
+    assert bool(dict(reply.headers).get("retry-after")) == (retry_delay is not None)
+    assert STATUS_FOR.get(category, 500) == status
+
+
+def test_an_upstream_auth_failure_is_a_fixed_502_message() -> None:
+    failed = RequestFailed(
+        "auth",
+        "Gemini rejected the credentials (401) for pro: key AIza-secret is bad. Check ...",
+    )
+    reply = failure_reply(failed)
+    assert reply.code == 502
+    assert "AIza-secret" not in str(reply.body)
+    assert "(pro)" in reply.body["error"]["message"]
+
+
+def test_a_refusal_is_a_200_answer_with_the_block_reason() -> None:
+    failed = RequestFailed("blocked", "the response was blocked by ... filters (RECITATION)")
+    body = blocked_response(failed, model_version="pro", response_id="r")
+    assert body["candidates"][0]["finishReason"] == "RECITATION"
+    assert body["modelVersion"] == "pro"
+
+
+def test_routing_aliases_chain_models_and_clashes() -> None:
+    router = ChainRouter(["pro", "flash"], ["emb"], ["auto", "fast"])
+    auto = router.target("auto", "generate")
+    assert auto is not None and (auto.kind, auto.first) == ("generate", "pro")
+    flash = router.target("flash", "stream")
+    assert flash is not None and flash.start == 1
+    embed = router.target("fast", "embed")
+    assert embed is not None and embed.first == "emb"
+    assert router.target("emb", "generate") is None
+    assert router.target("other", "generate") is None
+    with pytest.raises(ValueError, match="also name chain models"):
+        ChainRouter(["pro"], [], ["pro"])

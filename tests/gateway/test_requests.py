@@ -1,0 +1,217 @@
+"""What the gateway refuses before anything reaches upstream: clients without a valid
+gateway key, foreign Host/Origin headers, bad JSON, unknown or unsupported fields,
+unsupported methods, oversized bodies, unrouted models. Each answer is the status and
+Gemini error shape the real API uses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+import pytest
+from google.genai import errors
+
+from gemini_failover.emulator import EmulatorServer
+from tests.gateway.conftest import FALLBACK, KEY, PRIMARY, UPSTREAM_KEY, Gateway
+
+GENERATE = "/v1beta/models/auto:generateContent"
+BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+
+
+@pytest.fixture
+async def http(gateway: Gateway) -> AsyncIterator[httpx2.AsyncClient]:
+    async with gateway.http() as client:
+        client.headers["x-goog-api-key"] = KEY
+        yield client
+
+
+def _upstream_calls(emulator: EmulatorServer) -> int:
+    """Gemini calls that reached the emulator (models.get profile fetches aside)."""
+    return sum(1 for r in emulator.emulator.requests if r.action != "get")
+
+
+async def test_a_missing_key_is_401_and_a_wrong_key_403_in_the_sdk(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    async with gateway.http() as http:
+        missing = await http.post(GENERATE, json=BODY)
+    assert missing.status_code == 401
+    assert missing.json()["error"]["status"] == "UNAUTHENTICATED"
+    assert missing.json()["error"]["details"][0]["reason"] == "CREDENTIALS_MISSING"
+    with pytest.raises(errors.ClientError) as caught:
+        await gateway.client("not-the-key").aio.models.generate_content(model="auto", contents="x")
+    assert caught.value.code == 403
+    assert caught.value.status == "PERMISSION_DENIED"
+    assert caught.value.details["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert _upstream_calls(emulator) == 0
+
+
+async def test_the_key_is_accepted_as_a_query_parameter_and_never_forwarded(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    async with gateway.http() as http:
+        response = await http.post(f"{GENERATE}?key={KEY}", json=BODY)
+    assert response.status_code == 200
+    assert response.json()["modelVersion"] == PRIMARY
+    assert KEY not in response.text and UPSTREAM_KEY not in response.text
+
+
+async def test_probes_are_open_and_metrics_need_a_key(gateway: Gateway) -> None:
+    async with gateway.http() as http:
+        assert (await http.get("/healthz")).status_code == 200
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        assert (await http.get("/metrics")).status_code == 401
+        metrics = await http.get("/metrics", headers={"authorization": f"Bearer {KEY}"})
+    assert metrics.status_code == 200
+    assert "dualmodelmanager_" in metrics.text
+    assert KEY not in metrics.text and UPSTREAM_KEY not in metrics.text
+
+
+async def test_gateway_calls_are_counted_in_the_managers_metrics(
+    gateway: Gateway, http: httpx2.AsyncClient
+) -> None:
+    assert (await http.post(GENERATE, json=BODY)).status_code == 200
+    text = (await http.get("/metrics")).text
+    served = [
+        line
+        for line in text.splitlines()
+        if line.startswith("dualmodelmanager_requests_total") and 'status_code="ok"' in line
+    ]
+    assert served and float(served[0].rsplit(" ", 1)[1]) >= 1
+
+
+async def test_a_foreign_host_or_origin_is_refused(http: httpx2.AsyncClient) -> None:
+    host = await http.post(GENERATE, json=BODY, headers={"host": "evil.example"})
+    assert host.status_code == 421
+    origin = await http.post(GENERATE, json=BODY, headers={"origin": "https://evil.example"})
+    assert origin.status_code == 403
+
+
+BAD_BODIES: list[tuple[str, Any, int, str]] = [
+    ("not JSON", b"{nope", 400, "Invalid JSON payload received."),
+    ("a JSON array", b"[1, 2]", 400, "Invalid JSON payload received."),
+    ("an unknown top-level field", {**BODY, "frobnicate": 1}, 400, 'Unknown name "frobnicate"'),
+    (
+        "an unknown config field",
+        {**BODY, "generationConfig": {"warmth": 1}},
+        400,
+        "Unknown name \"warmth\" at 'generation_config'",
+    ),
+    ("tools", {**BODY, "tools": [{"googleSearch": {}}]}, 400, "tools is not supported"),
+    (
+        "safety settings",
+        {**BODY, "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT"}]},
+        400,
+        "safetySettings is not supported",
+    ),
+    (
+        "thinking config",
+        {**BODY, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+        400,
+        "generationConfig.thinkingConfig is not supported",
+    ),
+    (
+        "top_k in snake case",
+        {**BODY, "generation_config": {"top_k": 3}},
+        400,
+        "generationConfig.topK is not supported",
+    ),
+    (
+        "inline data",
+        {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}]},
+        400,
+        "inlineData is not supported",
+    ),
+    ("no contents", {}, 400, "contents is not specified"),
+    ("empty parts", {"contents": [{"parts": []}]}, 400, "must not be empty"),
+    (
+        "a foreign role",
+        {"contents": [{"role": "system", "parts": [{"text": "x"}]}]},
+        400,
+        "Please use a valid role",
+    ),
+    (
+        "a temperature of the wrong type",
+        {**BODY, "generationConfig": {"temperature": "hot"}},
+        400,
+        "Invalid value at 'generation_config.temperature'",
+    ),
+    (
+        "two candidates",
+        {**BODY, "generationConfig": {"candidateCount": 2}},
+        400,
+        "candidateCount",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [case[1:] for case in BAD_BODIES],
+    ids=[case[0] for case in BAD_BODIES],
+)
+async def test_bad_bodies_get_gemini_errors_and_reach_nothing_upstream(
+    http: httpx2.AsyncClient, emulator: EmulatorServer, body: Any, status: int, message: str
+) -> None:
+    if isinstance(body, bytes):
+        response = await http.post(GENERATE, content=body)
+    else:
+        response = await http.post(GENERATE, json=body)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == status and error["status"] == "INVALID_ARGUMENT"
+    assert message in error["message"]
+    assert _upstream_calls(emulator) == 0
+
+
+async def test_an_oversized_body_is_refused_unread(
+    http: httpx2.AsyncClient, emulator: EmulatorServer
+) -> None:
+    big = b'{"contents": [{"parts": [{"text": "' + b"x" * (9 * 1024 * 1024) + b'"}]}]}'
+    response = await http.post(GENERATE, content=big)
+    assert response.status_code == 400
+    assert "Request payload size exceeds the limit" in response.json()["error"]["message"]
+    assert _upstream_calls(emulator) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("POST", "/v1beta/models/auto:frobnicate", 404),
+        ("GET", "/v1beta/models/auto:generateContent", 404),
+        ("PUT", "/v1beta/models/auto:generateContent", 404),
+        ("DELETE", "/v1beta/models/auto", 404),
+        ("POST", "/v9/models/auto:generateContent", 404),
+        ("GET", "/v1beta/tunedModels", 404),
+    ],
+)
+async def test_unsupported_methods_and_paths_are_404(
+    http: httpx2.AsyncClient, emulator: EmulatorServer, method: str, path: str, status: int
+) -> None:
+    response = await http.request(method, path, json=BODY)
+    assert response.status_code == status
+    assert response.json()["error"]["status"] == "NOT_FOUND"
+    assert _upstream_calls(emulator) == 0
+
+
+async def test_an_unrouted_model_is_gemini_404(gateway: Gateway, emulator: EmulatorServer) -> None:
+    client = gateway.client()
+    with pytest.raises(errors.ClientError) as caught:
+        await client.aio.models.generate_content(model="gemini-1.0-ultra", contents="x")
+    assert caught.value.code == 404 and caught.value.status == "NOT_FOUND"
+    assert "models/gemini-1.0-ultra is not found" in (caught.value.message or "")
+    with pytest.raises(errors.ClientError) as embed_on_chat:
+        await client.aio.models.embed_content(model=PRIMARY, contents="x")
+    assert embed_on_chat.value.code == 404
+    assert _upstream_calls(emulator) == 0
+
+
+async def test_a_model_later_in_the_chain_is_refused_until_the_manager_can_start_there(
+    http: httpx2.AsyncClient, emulator: EmulatorServer
+) -> None:
+    response = await http.post(f"/v1beta/models/{FALLBACK}:generateContent", json=BODY)
+    assert response.status_code == 400
+    assert f"models/{FALLBACK} starts the chain part-way" in response.json()["error"]["message"]
+    assert _upstream_calls(emulator) == 0
