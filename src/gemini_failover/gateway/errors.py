@@ -10,6 +10,7 @@ echo).
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from gemini_failover.emulator.wire import (
     ErrorReply,
@@ -65,9 +66,7 @@ def failure_reply(exc: RequestFailed) -> ErrorReply:
     return ErrorReply(code, error_body(code, exc.message, details=details), headers)
 
 
-def blocked_response(
-    exc: RequestFailed, *, model_version: str, response_id: str
-) -> dict[str, object]:
+def blocked_response(exc: RequestFailed, *, model_version: str, response_id: str) -> dict[str, Any]:
     """A refusal (finishReason SAFETY and friends) is not an HTTP error in the Gemini
     API: a 200 answer whose candidate has the finish reason and no content."""
     found = _BLOCK_REASON.search(exc.message)
