@@ -236,3 +236,27 @@ async def test_a_refusal_is_an_answer_with_finish_reason_safety(
     assert response.candidates[0].finish_reason == types.FinishReason.SAFETY
     assert response.text is None
     assert emulator.emulator.count(model=FALLBACK) == 0
+
+
+async def test_a_client_that_goes_away_mid_stream_closes_the_upstream_stream(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    emulator.emulator.configure(PRIMARY, faults=[{"kind": "latency", "per_chunk_ms": 200}])
+    async with gateway.http() as http:
+        request = http.build_request(
+            "POST",
+            "/v1beta/models/auto:streamGenerateContent?alt=sse",
+            json={"contents": [{"parts": [{"text": PROMPT}]}]},
+            headers={"x-goog-api-key": "gateway-client-key"},
+        )
+        response = await http.send(request, stream=True)
+        assert response.status_code == 200
+        async for line in response.aiter_lines():
+            if line.startswith("data: "):
+                break  # the first chunk arrived: hang up
+        await response.aclose()
+    records = await emulator.emulator.wait_for(
+        lambda log: any(r.action == "stream" and r.outcome == "client_disconnected" for r in log)
+    )
+    (stream,) = [r for r in records if r.action == "stream"]
+    assert stream.chunks_sent < 8  # the emulator stopped sending: nobody was listening
