@@ -260,3 +260,32 @@ async def test_a_client_that_goes_away_mid_stream_closes_the_upstream_stream(
     )
     (stream,) = [r for r in records if r.action == "stream"]
     assert stream.chunks_sent < 8  # the emulator stopped sending: nobody was listening
+
+
+async def test_a_refused_stream_ends_with_the_finish_reason(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    emulator.emulator.configure(PRIMARY, faults=[{"kind": "blocked", "reason": "RECITATION"}])
+    stream = await gateway.client().aio.models.generate_content_stream(
+        model="auto", contents=PROMPT
+    )
+    chunks = [chunk async for chunk in stream]
+    last = chunks[-1].candidates
+    assert last is not None and last[0].finish_reason == types.FinishReason.RECITATION
+
+
+async def test_a_break_under_policy_fail_is_an_error_event_the_sdk_raises(
+    emulator: EmulatorServer,
+) -> None:
+    emulator.emulator.configure(PRIMARY, faults=[{"kind": "stream_cut", "after": 3}])
+    settings = gateway_settings(emulator.base_url, continuation="fail")
+    async with run_gateway(settings) as gateway:
+        stream = await gateway.client().aio.models.generate_content_stream(
+            model="auto", contents=PROMPT
+        )
+        received: list[str] = []
+        with pytest.raises(errors.ServerError) as caught:
+            async for chunk in stream:
+                received.append(chunk.text or "")
+    assert caught.value.code == 503
+    assert EXPECTED.startswith("".join(received)) and received  # the partial text came first

@@ -51,6 +51,7 @@ from gemini_failover.gateway.auth import KeyCheck
 from gemini_failover.gateway.errors import blocked_response, failure_reply
 from gemini_failover.gateway.mapping import MappingError
 from gemini_failover.gateway.progress import (
+    Progress,
     ProgressTracker,
     headers_of,
     provenance_headers,
@@ -259,19 +260,20 @@ class GeminiGateway:
         progress = self.tracker.watch(rid, target.chain)
         stream = self._manager().stream(request, request_id=rid)
         deltas: AsyncIterator[str] = aiter(stream)
+        frames = _Frames(replier, sse)
         try:
             try:
                 first = await anext(deltas)
             except RequestFailed as exc:
-                await self._failed(replier, rid, exc, target.first)
+                if exc.category != "blocked":
+                    await self._failed(replier, rid, exc, target.first)
+                    return
+                await self._start_stream(frames, rid, progress)
+                await self._end_stream(frames, rid, exc, progress.model, watch)
                 return
             except StopAsyncIteration:
                 first = ""
-            extra = provenance_headers(rid, progress.model, progress.failovers, progress.attempts)
-            headers = [*(SSE_HEADERS if sse else _ARRAY_HEADERS)]
-            headers += [(k.encode(), v.encode()) for k, v in extra]
-            await replier.start(200, headers)
-            frames = _Frames(replier, sse)
+            await self._start_stream(frames, rid, progress)
             if first:
                 await frames.send(
                     mapping.text_chunk(first, model_version=progress.model, response_id=rid)
@@ -281,11 +283,7 @@ class GeminiGateway:
                     chunk = mapping.text_chunk(delta, model_version=progress.model, response_id=rid)
                     await frames.send(chunk)
             except RequestFailed as exc:
-                watch.active = False
-                reply = failure_reply(exc)
-                log.info("gateway stream %s broke: %s (%s)", rid, exc.category, reply.code)
-                await frames.send(reply.body)
-                await frames.end()
+                await self._end_stream(frames, rid, exc, progress.model, watch)
                 return
             watch.active = False  # upstream is done: the rest finishes whatever happens
             result = stream.result
@@ -299,6 +297,28 @@ class GeminiGateway:
         finally:
             self.tracker.forget(rid)
             await stream.aclose()
+
+    @staticmethod
+    async def _start_stream(frames: _Frames, rid: str, progress: Progress) -> None:
+        extra = provenance_headers(rid, progress.model, progress.failovers, progress.attempts)
+        headers = [*(SSE_HEADERS if frames.sse else _ARRAY_HEADERS)]
+        headers += [(k.encode(), v.encode()) for k, v in extra]
+        await frames.replier.start(200, headers)
+
+    @staticmethod
+    async def _end_stream(
+        frames: _Frames, rid: str, exc: RequestFailed, model: str, watch: _Watch
+    ) -> None:
+        """A stream that cannot go on: a refusal is its last event (as Gemini sends
+        it), anything else an error event (which the SDKs raise)."""
+        watch.active = False
+        if exc.category == "blocked":
+            await frames.send(blocked_response(exc, model_version=model, response_id=rid))
+        else:
+            reply = failure_reply(exc)
+            log.info("gateway stream %s broke: %s (%s)", rid, exc.category, reply.code)
+            await frames.send(reply.body)
+        await frames.end()
 
 
 class _Frames:
