@@ -34,9 +34,7 @@ def _sdk_dir() -> Path | None:
 
 
 async def _node_major(node: str) -> int:
-    proc = await asyncio.create_subprocess_exec(
-        node, "--version", stdout=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(node, "--version", stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     return int(out.decode().strip().lstrip("v").split(".")[0])
 

@@ -284,8 +284,12 @@ async def test_a_break_under_policy_fail_is_an_error_event_the_sdk_raises(
             model="auto", contents=PROMPT
         )
         received: list[str] = []
-        with pytest.raises(errors.ServerError) as caught:
+
+        async def read_all() -> None:
             async for chunk in stream:
                 received.append(chunk.text or "")
+
+        with pytest.raises(errors.ServerError) as caught:
+            await read_all()
     assert caught.value.code == 503
     assert EXPECTED.startswith("".join(received)) and received  # the partial text came first
