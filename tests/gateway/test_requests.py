@@ -13,6 +13,7 @@ import pytest
 from google.genai import errors
 
 from gemini_failover.emulator import EmulatorServer
+from gemini_failover.emulator.text import expected_text
 from tests.gateway.conftest import FALLBACK, KEY, PRIMARY, UPSTREAM_KEY, Gateway
 
 GENERATE = "/v1beta/models/auto:generateContent"
@@ -215,3 +216,21 @@ async def test_a_model_later_in_the_chain_is_refused_until_the_manager_can_start
     assert response.status_code == 400
     assert f"models/{FALLBACK} starts the chain part-way" in response.json()["error"]["message"]
     assert _upstream_calls(emulator) == 0
+
+
+async def test_models_list_pages(http: httpx2.AsyncClient) -> None:
+    first = (await http.get("/v1beta/models", params={"pageSize": 2})).json()
+    assert [m["name"] for m in first["models"]] == ["models/auto", f"models/{PRIMARY}"]
+    assert first["nextPageToken"] == "2"
+    rest = (await http.get("/v1beta/models", params={"pageToken": "2"})).json()
+    assert len(rest["models"]) == 2 and "nextPageToken" not in rest
+
+
+async def test_a_stream_without_alt_sse_is_a_json_array(http: httpx2.AsyncClient) -> None:
+    response = await http.post("/v1beta/models/auto:streamGenerateContent", json=BODY)
+    assert response.status_code == 200
+    chunks = response.json()
+    assert isinstance(chunks, list) and len(chunks) >= 2
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
+    text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
+    assert text == expected_text("hello")

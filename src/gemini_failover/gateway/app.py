@@ -135,8 +135,9 @@ class GeminiGateway:
             await _reply(replier, invalid_argument("Invalid page size or page token."))
             return
         models = self.router.resources(self._manager().model_status(), version)
-        page = models[query.offset : query.offset + max(1, query.page_size)]
-        following = query.offset + len(page)
+        offset = max(0, query.offset)
+        page = models[offset : offset + max(1, query.page_size)]
+        following = offset + len(page)
         token = str(following) if following < len(models) else None
         await replier.json(200, list_models_response(page, token))
 
