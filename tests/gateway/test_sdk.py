@@ -103,6 +103,10 @@ async def test_a_stream_without_faults_is_relayed_chunk_by_chunk(gateway: Gatewa
     assert len(chunks) >= 8  # the emulator's 8 chunks, plus the finishing event
     headers = _headers(chunks[0])
     assert headers["x-gemini-failover-served-by"] == PRIMARY
+    assert (headers["x-gemini-failover-attempts"], headers["x-gemini-failover-failovers"]) == (
+        "1",
+        "0",
+    )
 
 
 async def test_structured_output_with_a_schema_is_parsed_by_the_sdk(gateway: Gateway) -> None:

@@ -301,7 +301,8 @@ class GeminiGateway:
 
     @staticmethod
     async def _start_stream(frames: _Frames, rid: str, progress: Progress) -> None:
-        extra = provenance_headers(rid, progress.model, progress.failovers, progress.attempts)
+        # attempts: those finished, and the one streaming now
+        extra = provenance_headers(rid, progress.model, progress.failovers, progress.attempts + 1)
         headers = [*(SSE_HEADERS if frames.sse else _ARRAY_HEADERS)]
         headers += [(k.encode(), v.encode()) for k, v in extra]
         await frames.replier.start(200, headers)

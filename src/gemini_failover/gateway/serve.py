@@ -74,14 +74,14 @@ def run(options: GatewayOptions) -> None:
     keys = gateway_keys(settings)
     host = options.host if options.host is not None else settings.host
     gateway_security(host, keys, options.allowed_hosts)
-    full_logging(settings)
-    _register_keys(keys)
     from gemini_failover.gateway.routing import ChainRouter
 
     try:
         ChainRouter(settings.models, settings.embedding_models, settings.gateway_aliases)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
+    full_logging(settings)
+    _register_keys(keys)
     runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_gateway(runtime, options))
