@@ -23,7 +23,7 @@ from starlette.types import Message, Scope
 
 from gemini_failover import jsonschema_worker
 from gemini_failover.config import Settings
-from gemini_failover.emulator import EmulatorServer
+from gemini_failover.emulator import Emulator, EmulatorServer
 from gemini_failover.server.http import (
     MAX_BODY_BYTES,
     Security,
@@ -32,9 +32,18 @@ from gemini_failover.server.http import (
 )
 from gemini_failover.server.runtime import Runtime, StartupError, register_secrets
 from gemini_failover.tools.validation import MAX_INPUT_BYTES
-from tests.e2e.conftest import FAST, _Uvicorn, fast_env, fast_settings, free_socket, held
+from tests.e2e.conftest import (
+    FAST,
+    _Uvicorn,
+    assert_clear_error,
+    fast_env,
+    fast_settings,
+    free_socket,
+    held,
+)
 from tests.e2e.test_stdio import COMMAND
 from tests.processes import free_port
+from tests.unit.test_jsonschema_guard import Listener, allof_bomb
 
 #: A bound on waiting for something that must happen by itself (not a timing assertion:
 #: without the fix it never happens, and the test fails here instead of hanging).
@@ -338,3 +347,26 @@ async def test_the_health_detail_names_a_passwordless_redis(
         detail = runtime.health_now()["state_backend"]["detail"]
     assert detail.startswith(f"{url}: "), detail
     assert "[REDACTED]" not in detail
+
+
+# -- the schemas through the real tool: clear errors, no connection, no upstream call --
+
+
+async def test_hostile_schemas_through_the_tool(client: Client, emulator: Emulator) -> None:
+    with Listener() as listener:
+        cases = [
+            ({"$dynamicRef": f"{listener.base}/s.json#node"}, "$dynamicRef"),
+            ({"$id": f"{listener.base}/r.json", "items": {"$ref": "other.json"}}, "other.json"),
+            ({"items": {"$dynamicRef": "#missing"}}, "'#missing' at #/items"),
+            (allof_bomb(20), "subschema checks"),
+            ({"$ref": "https://json-schema.org/draft/2020-12/schema"}, "points nowhere"),
+        ]
+        for schema, expected in cases:
+            result = await client.call_tool(
+                "gemini_generate_json", {"prompt": "p", "schema": schema}
+            )
+            text = assert_clear_error(result, "gemini_generate_json")
+            assert text.startswith("Error executing tool gemini_generate_json: schema "), text
+            assert expected in text, text
+        assert listener.connections == []
+    assert emulator.requests == []
