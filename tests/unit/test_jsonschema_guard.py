@@ -368,3 +368,88 @@ async def test_a_backtracking_pattern_is_stopped_and_the_loop_stays_free(
         await job
     # The killed worker is replaced: the next job is served.
     assert await jsonschema_worker.validate(schema, '"ab!"') == "ab!"
+
+
+# -- property: the static expansion bounds the validator's real work ---------------------------
+
+
+def applicator_schemas() -> st.SearchStrategy[Any]:
+    local = st.sampled_from(["#", "#/$defs/a", "#/$defs/b", "#node"])
+    leaf = st.one_of(
+        st.booleans(),
+        st.fixed_dictionaries({"type": st.sampled_from(["string", "object", "array"])}),
+        st.fixed_dictionaries({"$ref": local}),
+        st.fixed_dictionaries({"$dynamicRef": local}),
+        st.fixed_dictionaries({"minLength": st.integers(0, 2)}),
+    )
+
+    def extend(c: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+        some = st.lists(c, min_size=1, max_size=3)
+        return st.fixed_dictionaries(
+            {},
+            optional={
+                "$ref": local,
+                "$dynamicAnchor": st.just("node"),
+                "$defs": st.fixed_dictionaries({}, optional={"a": c, "b": c}),
+                "allOf": some,
+                "anyOf": some,
+                "oneOf": some,
+                "not": c,
+                "if": c,
+                "then": c,
+                "else": c,
+                "dependentSchemas": st.fixed_dictionaries({}, optional={"p": c}),
+                "properties": st.fixed_dictionaries({}, optional={"p": c, "q": c}),
+                "patternProperties": st.fixed_dictionaries({}, optional={"^p": c}),
+                "additionalProperties": c,
+                "unevaluatedProperties": c,
+                "propertyNames": c,
+                "prefixItems": some,
+                "items": c,
+                "contains": c,
+                "unevaluatedItems": c,
+            },
+        )
+
+    return st.recursive(leaf, extend, max_leaves=10)
+
+
+def nodes_of(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + sum(1 + nodes_of(v) for v in value.values())  # a key is a value too
+    if isinstance(value, list):
+        return 1 + sum(nodes_of(v) for v in value)
+    return 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(schema=applicator_schemas(), instance=instances)
+def test_property_static_expansion_bounds_the_real_work(schema: Any, instance: Any) -> None:
+    if not isinstance(schema, dict):
+        schema = {"allOf": [schema]}
+    try:
+        prepared = check(schema)
+    except SchemaRefused:
+        event("refused")
+        return
+    event("accepted")
+    cls = type(prepared.validator)
+    evaluations = 0
+    descend, iter_errors = cls.descend, cls.iter_errors
+
+    def counted_descend(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal evaluations
+        evaluations += 1
+        return descend(self, *args, **kwargs)
+
+    def counted_iter_errors(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal evaluations
+        evaluations += 1
+        return iter_errors(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, "descend", counted_descend)
+        mp.setattr(cls, "iter_errors", counted_iter_errors)
+        with contextlib.suppress(AnswerInvalid):
+            validate_answer(prepared, _json(instance))
+    assert evaluations <= nodes_of(instance) * prepared.expansion
