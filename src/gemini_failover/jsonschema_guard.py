@@ -89,27 +89,41 @@ def encode(schema: Mapping[str, Any]) -> str:
 
 
 def _check_shape(schema: Any) -> None:
-    # Iterative, so a hostile nesting cannot overflow the stack; every node costs at
-    # least two bytes of JSON, so MAX_SCHEMA_BYTES // 2 nodes bounds the walk.
-    budget = MAX_SCHEMA_BYTES // 2
+    # Iterative, so a hostile nesting cannot overflow the stack. A lower bound of the
+    # JSON size is charged as nodes are pushed (an item: 2 bytes with its comma; a
+    # member: 4 plus its key; a string: its length), so the walk stops, after at most
+    # ~MAX_SCHEMA_BYTES / 2 pushes, as soon as the argument is too large: json.dumps
+    # never sees a huge one.
+    too_large = SchemaRefused(f"schema is larger than the limit of {MAX_SCHEMA_BYTES:,} bytes")
+    budget = MAX_SCHEMA_BYTES
     stack: list[tuple[Any, int]] = [(schema, 1)]
     while stack:
         node, depth = stack.pop()
-        budget -= 1
-        if budget < 0:
-            raise SchemaRefused(f"schema is larger than the limit of {MAX_SCHEMA_BYTES:,} bytes")
         if isinstance(node, Mapping):
+            for key in node:
+                budget -= 4 + (len(key) if isinstance(key, str) else 0)
+                if budget < 0:
+                    raise too_large
             children: Any = node.values()
         elif isinstance(node, list | tuple):
+            budget -= 2 * len(node)
+            if budget < 0:
+                raise too_large
             children = node
-        else:
+        else:  # pragma: no cover - only containers are pushed
             continue
         if depth > MAX_SCHEMA_DEPTH:
             raise SchemaRefused(
                 f"schema is nested more than {MAX_SCHEMA_DEPTH} levels deep; flatten it "
                 "(move repeated parts to $defs)"
             )
-        stack.extend((child, depth + 1) for child in children)
+        for child in children:
+            if isinstance(child, str):
+                budget -= len(child)
+            elif isinstance(child, Mapping | list | tuple):
+                stack.append((child, depth + 1))
+        if budget < 0:
+            raise too_large
 
 
 def answer_depth_ok(value: Any) -> bool:
@@ -354,7 +368,7 @@ def expansion(graph: _Graph, root: int) -> int:
     count once, the others add up. Levels are computed until they stop changing,
     exceed the limit, or reach MAX_ANSWER_DEPTH.
     """
-    order = _topological(graph, root)
+    order = _topological(graph)
     limit = MAX_SCHEMA_EXPANSION + 1
     nodes = graph.nodes
     level: dict[int, int] = {}
@@ -391,7 +405,7 @@ def expansion(graph: _Graph, root: int) -> int:
     return worst
 
 
-def _topological(graph: _Graph, root: int) -> list[int]:
+def _topological(graph: _Graph) -> list[int]:
     """Every node, children (in place) before parents; an in-place cycle is refused."""
     nodes = graph.nodes
     state: dict[int, int] = {}  # 1: on the stack, 2: done
@@ -417,5 +431,4 @@ def _topological(graph: _Graph, root: int) -> list[int]:
                 stack.pop()
                 state[n] = 2
                 order.append(n)
-    del root
     return order
