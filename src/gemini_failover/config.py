@@ -115,6 +115,23 @@ class ConcurrencySettings(_Group):
     )
 
 
+class HttpSettings(_Group):
+    """Limits of the HTTP and SSE transports (and the --metrics-port listener)."""
+
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    idle_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        512, ge=1, description="Open connections; more are closed as they are accepted."
+    )
+    max_sessions: int = Field(
+        100, ge=1, description="Open MCP sessions (streamable HTTP or SSE); more get 503."
+    )
+
+
 class ModelOverride(_Group):
     """Feature flags and limits that ``models.get`` does not report (or that you
     want to pin). Unset fields fall back to what the API says, then to defaults."""
@@ -169,6 +186,7 @@ class Settings(BaseSettings):
     breaker: BreakerSettings = BreakerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
+    http: HttpSettings = HttpSettings()
     model_overrides: dict[str, ModelOverride] = Field(
         default_factory=dict, description="Per-model capability overrides."
     )

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -70,9 +71,16 @@ def register_secrets(settings: Settings) -> None:
     """Tell the log redactor about every credential in the settings."""
     from gemini_failover.observability.logging import register_secret
 
-    for secret in (settings.api_key, settings.auth_token, settings.redis_url):
+    for secret in (settings.api_key, settings.auth_token):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    if settings.redis_url is not None:
+        # Only its password is a secret: the health detail names the URL with the
+        # password masked, and must not lose the host and port to the redactor.
+        password = urllib.parse.urlsplit(settings.redis_url.get_secret_value()).password
+        if password:
+            register_secret(password)
+            register_secret(urllib.parse.unquote(password))
 
 
 def _make_store(settings: Settings) -> StateStore | None:

@@ -20,7 +20,7 @@ import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import anyio
 
@@ -29,7 +29,7 @@ from gemini_failover.server.runtime import MISSING_KEY, Runtime, StartupError, r
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from gemini_failover.config import Settings
+    from gemini_failover.config import HttpSettings, Settings
 
 log = logging.getLogger("gemini_failover.server")
 
@@ -147,12 +147,19 @@ def url_of(host: str, port: int) -> str:
 
 
 async def run_uvicorn(
-    app: ASGIApp, sock: socket.socket, *, lifespan: Literal["on", "off"] = "on"
+    app: ASGIApp,
+    sock: socket.socket,
+    limits: HttpSettings,
+    *,
+    lifespan: Literal["on", "off"] = "on",
 ) -> None:
     import uvicorn
 
+    from gemini_failover.server.http import uvicorn_limits
+
     config = uvicorn.Config(
         app,
+        **uvicorn_limits(limits),
         lifespan=lifespan,
         log_config=None,  # our structlog handler (stderr, redacted) takes uvicorn's records
         access_log=False,
@@ -187,11 +194,11 @@ def _settings_loaded(
         sock.listen(128)
         log.info("metrics at %s/metrics", url_of(host, sock.getsockname()[1]))
         app = metrics_app(runtime, security)
-        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, sock)
+        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, sock, settings.http)
 
 
 async def _start_in_background(
-    runtime: Runtime, options: ServeOptions, tg: anyio.abc.TaskGroup
+    runtime: Runtime, options: ServeOptions, tg: anyio.abc.TaskGroup, exit_on_failure: bool
 ) -> None:
     """Start the runtime while stdio already answers; on a start-up error, stop."""
     try:
@@ -202,8 +209,20 @@ async def _start_in_background(
         if not isinstance(exc, ConfigError | StartupError | OSError):
             raise
         log.error("start-up failed: %s", exc)
+        if exit_on_failure:
+            _exit_now(str(exc))
         runtime.fail(StartupError(str(exc)))
         tg.cancel_scope.cancel()
+
+
+def _exit_now(message: str) -> NoReturn:
+    """The CLI's one-line error, then exit. The stdio transport reads stdin in a worker
+    thread blocked in read(2), which no cancellation reaches: a normal shutdown would
+    wait for the client's next line. Nothing needs cleaning up: the runtime failed to
+    start, and an emulator or a metrics socket goes with the process."""
+    sys.stderr.write(f"gemini-failover: error: {message}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 class _StartAfterListing:
@@ -224,10 +243,13 @@ async def _kick_later(kick: Callable[[], None]) -> None:
     kick()
 
 
-async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
+async def serve_stdio(
+    runtime: Runtime, options: ServeOptions, *, exit_on_failure: bool = False
+) -> None:
     """Serve stdio. The runtime starts after the client's first tools/list, on the
     first tool call, or STDIO_START_DELAY seconds after start, whichever comes first:
-    its imports then do not slow down the handshake."""
+    its imports then do not slow down the handshake. ``exit_on_failure`` (the CLI): a
+    start-up failure ends the process at once (see _exit_now)."""
     server = runtime.build_server()
     try:
         async with anyio.create_task_group() as tg:
@@ -237,7 +259,7 @@ async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
                 nonlocal kicked
                 if not kicked:
                     kicked = True
-                    tg.start_soon(_start_in_background, runtime, options, tg)
+                    tg.start_soon(_start_in_background, runtime, options, tg, exit_on_failure)
 
             runtime.start_on_demand(kick)
             server.middleware.append(_StartAfterListing(kick))
@@ -273,7 +295,7 @@ async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
             base,
         )
         app = build_http_app(runtime, server, "http" if transport == "http" else "sse", security)
-        await run_uvicorn(app, sock)
+        await run_uvicorn(app, sock, settings.http)
 
 
 def run(options: ServeOptions) -> None:
@@ -286,7 +308,7 @@ def run(options: ServeOptions) -> None:
             emulator=options.emulator,
             emulator_scenario=options.scenario,
         )
-        main = serve_stdio(runtime, options)
+        main = serve_stdio(runtime, options, exit_on_failure=True)
     else:
         settings = load(options)
         check(options, settings)

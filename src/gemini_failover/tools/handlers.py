@@ -192,7 +192,7 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         max_output_tokens: MaxOutputTokens = None,
     ) -> JsonOutput:
         v.check_prompt(prompt, system_instruction)
-        checked = v.check_json_schema(schema)
+        checked = await v.check_json_schema(schema)
         output: JsonOutput = await _calls().generate_json(
             await get_manager(),
             prompt,
