@@ -106,6 +106,12 @@ class FileStore:
                 self._sessions.popitem(last=False)
         return upload_id
 
+    def session_endpoint(self, upload_id: str) -> str | None:
+        """The endpoint an open upload session belongs to."""
+        with self._lock:
+            session = self._sessions.get(upload_id)
+            return session.endpoint if session is not None else None
+
     def append(
         self, upload_id: str, chunk: UploadChunk, data: bytes
     ) -> StoredFile | ErrorReply | None:

@@ -79,8 +79,10 @@ class FilesApi(Pipeline):
         send: Send,
         action: Action,
         work: Callable[[Reply, RequestEndpoint, bytes], Awaitable[str]],
+        endpoint: RequestEndpoint | None = None,
     ) -> None:
-        endpoint = self.identify(scope, "gemini_api")
+        if endpoint is None:
+            endpoint = self.identify(scope, "gemini_api")
         call = Call(
             self._interrupts, scope, receive, send, "", action, self._clock.time(), endpoint.name
         )
@@ -131,7 +133,11 @@ class FilesApi(Pipeline):
             await reply.json({"file": file_resource(result.meta)})
             return "ok"
 
-        await self._run(scope, receive, wrapped, "upload_data", chunk)
+        # The upload URL is the credential (the SDK sends no API key with the chunks):
+        # the chunk belongs to the endpoint the session was started on.
+        owner = self._files.session_endpoint(upload_id) or "gemini_api"
+        endpoint = RequestEndpoint("gemini_api", owner)
+        await self._run(scope, receive, wrapped, "upload_data", chunk, endpoint)
 
     async def _start(self, reply: Reply, endpoint: RequestEndpoint, payload: bytes) -> str:
         call = reply.call

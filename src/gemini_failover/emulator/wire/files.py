@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ErrorReply, error_body
+from .inputs import field
 
 __all__ = [
     "FILE_URI_RE",
@@ -70,11 +71,13 @@ class UploadStart:
         h = _headers(headers)
         raw = body.get("file")
         meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
-        size_text = h.get("x-goog-upload-header-content-length") or str(meta.get("sizeBytes", ""))
+        size_text = h.get("x-goog-upload-header-content-length") or str(
+            field(meta, "sizeBytes") or ""
+        )
         size = int(size_text) if size_text.isdigit() else None
-        mime = h.get("x-goog-upload-header-content-type") or meta.get("mimeType")
-        display = meta.get("displayName")
-        name = meta.get("name")
+        mime = h.get("x-goog-upload-header-content-type") or field(meta, "mimeType")
+        display = field(meta, "displayName")
+        name = field(meta, "name")
         problem = None
         if h.get("x-goog-upload-protocol") != "resumable":
             problem = "Only the resumable upload protocol is supported (X-Goog-Upload-Protocol)."
