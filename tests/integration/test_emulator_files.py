@@ -32,7 +32,9 @@ def emulator() -> Emulator:
     )
 
 
-async def _upload(client: genai.Client, data: bytes = DATA, mime: str = "application/pdf") -> types.File:
+async def _upload(
+    client: genai.Client, data: bytes = DATA, mime: str = "application/pdf"
+) -> types.File:
     return await client.aio.files.upload(
         file=io.BytesIO(data), config=types.UploadFileConfig(mime_type=mime, display_name="doc")
     )
@@ -83,7 +85,9 @@ async def test_a_multi_chunk_upload_from_a_path(
     assert (uploaded.mime_type, uploaded.size_bytes) == ("video/mp4", len(data))
     assert emulator.count(action="upload_data", status=200) == 2
     [stored] = emulator.files
-    assert stored["sha256Hash"] == base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
+    assert (
+        stored["sha256Hash"] == base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
+    )
 
 
 async def test_file_data_is_answered_and_recorded(

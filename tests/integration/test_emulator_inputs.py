@@ -11,7 +11,9 @@ from gemini_failover.emulator import Emulator, expected_text
 
 PROMPT = "Describe what I sent."
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 60
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Pages >>\n2 0 obj << /Type /Page >>\n3 0 obj << /Type /Page >>\n"
+PDF = (
+    b"%PDF-1.4\n1 0 obj << /Type /Pages >>\n2 0 obj << /Type /Page >>\n3 0 obj << /Type /Page >>\n"
+)
 
 
 def _candidate(response: types.GenerateContentResponse) -> types.Candidate:
@@ -37,7 +39,10 @@ async def test_inline_parts_are_answered_counted_and_recorded(
     )
     usage = response.usage_metadata
     assert usage is not None and usage.prompt_tokens_details is not None
-    details = {str(d.modality.value if d.modality else ""): d.token_count for d in usage.prompt_tokens_details}
+    details = {
+        str(d.modality.value if d.modality else ""): d.token_count
+        for d in usage.prompt_tokens_details
+    }
     assert details == {"TEXT": 6, "IMAGE": 258, "DOCUMENT": 2 * 258}  # two /Type /Page objects
     assert usage.prompt_token_count == 6 + 258 + 516
     [record] = emulator.requests
