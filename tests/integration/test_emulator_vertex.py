@@ -175,3 +175,12 @@ async def test_faults_are_addressed_per_endpoint(
     )
     assert response.text == expected_text(PROMPT)
     assert [r.endpoint for r in emulator.requests] == ["studio", "backup", "vertex-us", "vertex-us"]
+
+
+async def test_vertex_lists_publisher_models(clients: dict[str, genai.Client]) -> None:
+    pager = await clients["vertex"].aio.models.list(config={"query_base": True})
+    names = [m.name async for m in pager]
+    assert names == [
+        "publishers/google/models/gemini-2.5-pro",
+        "publishers/google/models/text-embedding-005",
+    ]

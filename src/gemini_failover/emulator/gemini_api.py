@@ -88,6 +88,11 @@ class GeminiApi(Pipeline):
         methods = ["GET", "POST"]
         return [
             Route("/{version}/models", AsgiEndpoint(self.list_models), methods=["GET"]),
+            Route(
+                "/{version}/publishers/google/models",
+                AsgiEndpoint(self.list_models),
+                methods=["GET"],
+            ),
             Route("/{version}/models/{rest:path}", AsgiEndpoint(self.gemini), methods=methods),
             Route(
                 "/{version}/projects/{project}/locations/{location}/" + _VERTEX_MODELS,
@@ -98,7 +103,8 @@ class GeminiApi(Pipeline):
         ]
 
     async def list_models(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self.identify(scope, "gemini_api")
+        vertex_path = "/publishers/google/" in scope["path"]
+        endpoint = self.identify(scope, "vertex" if vertex_path else "gemini_api")
         call = Call(
             self._interrupts, scope, receive, send, "", "list", self._clock.time(), endpoint.name
         )
@@ -261,5 +267,9 @@ class GeminiApi(Pipeline):
             await reply.json(model_json(call.model, profile))
         else:
             query = ListModelsQuery.parse(call.scope.get("query_string", b""))
-            await reply.json(list_reply(self._models.listed(), query.page_size, query.offset))
+            page = list_reply(self._models.listed(), query.page_size, query.offset)
+            if endpoint.kind == "vertex":
+                names = [m["name"].removeprefix("models/") for m in page.pop("models")]
+                page["publisherModels"] = [vertex.publisher_model(n, n, "default") for n in names]
+            await reply.json(page)
         return "ok"
