@@ -60,8 +60,8 @@ class _Session:
     page_marks: int = 0
 
 
-def _upload_error(code: int, message: str) -> ErrorReply:
-    return ErrorReply(code, errors.error_body(code, message))
+def _upload_error(code: int, message: str, status: str | None = None) -> ErrorReply:
+    return ErrorReply(code, errors.error_body(code, message, status=status))
 
 
 class FileStore:
@@ -97,7 +97,7 @@ class FileStore:
         with self._lock:
             self._expire_locked()
             if file_id in self._files:
-                return _upload_error(409, f"File files/{file_id} already exists.")
+                return _upload_error(409, f"File files/{file_id} already exists.", "ALREADY_EXISTS")
             upload_id = secrets.token_urlsafe(24)
             self._sessions[upload_id] = _Session(
                 endpoint, file_id, request.display_name, request.mime_type, request.size, uri_base

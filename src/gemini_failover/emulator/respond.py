@@ -69,11 +69,12 @@ class Reply:
         prompt_feedback: dict[str, Any] | None = None,
     ) -> None:
         tokens = self.prompt.tokens if self.prompt is not None else 0
+        details = dict(self.prompt.token_details) if self.prompt is not None else None
         reply = generate_content_response(
             model_version=self.call.model,
             response_id=self.new_response_id(),
             candidates=candidates,
-            usage=usage_metadata(tokens),
+            usage=usage_metadata(tokens, prompt_details=details or None),
             prompt_feedback=prompt_feedback,
         )
         await self.single(reply)
