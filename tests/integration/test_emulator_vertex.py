@@ -175,6 +175,7 @@ async def test_faults_are_addressed_per_endpoint(
     )
     assert response.text == expected_text(PROMPT)
     assert [r.endpoint for r in emulator.requests] == ["studio", "backup", "vertex-us", "vertex-us"]
+    assert emulator.count(model="gemini-2.5-pro", endpoint="vertex-us", status=200) == 1
 
 
 async def test_vertex_lists_publisher_models(clients: dict[str, genai.Client]) -> None:

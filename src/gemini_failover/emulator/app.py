@@ -142,9 +142,10 @@ class Emulator:
         action: str | None = None,
         outcome: str | None = None,
         status: int | None = None,
+        endpoint: str | None = None,
     ) -> int:
         """How many logged requests match all the given fields."""
-        return self._log.count(model, action, outcome, status)
+        return self._log.count(model, action, outcome, status, endpoint)
 
     async def wait_for(
         self,

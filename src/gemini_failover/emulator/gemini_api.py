@@ -18,7 +18,7 @@ from .calls import Call
 from .decisions import perform
 from .endpoints import RequestEndpoint
 from .fault_kinds import RequestFacts
-from .media import InputPart, resolve_inputs
+from .media import FileLookup, InputPart, resolve_inputs
 from .model import (
     Prompt,
     check_embed,
@@ -148,7 +148,7 @@ class GeminiApi(Pipeline):
             return
         await self.serve(call, lambda c: self._dispatch(c, endpoint, payload))
 
-    def _lookup(self, endpoint: RequestEndpoint) -> Any:
+    def _lookup(self, endpoint: RequestEndpoint) -> FileLookup:
         def lookup(uri: str) -> tuple[str, int, int, str | None] | ErrorReply:
             file_id = file_uri_id(uri)
             if endpoint.kind == "vertex":

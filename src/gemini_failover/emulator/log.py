@@ -122,6 +122,7 @@ class RequestLog:
         action: str | None = None,
         outcome: str | None = None,
         status: int | None = None,
+        endpoint: str | None = None,
     ) -> int:
         if model is not None:
             model = normalise_model(model)
@@ -133,6 +134,7 @@ class RequestLog:
                 and (action is None or r.action == action)
                 and (outcome is None or r.outcome == outcome)
                 and (status is None or r.status == status)
+                and (endpoint is None or r.endpoint == endpoint)
             )
 
     async def wait_for(
