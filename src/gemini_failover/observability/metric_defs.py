@@ -208,6 +208,8 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     ),
 )
 
+METRICS_BY_NAME: Final[dict[str, MetricDef]] = {m.name: m for m in METRICS}
+
 #: The labels of the gauge an :class:`Activate` update drives.
 ACTIVE_LABELS: Final = ("model", "role")
 

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from gemini_failover.observability.metric_defs import (
     ATTEMPT_BUCKETS,
     METRICS,
+    METRICS_BY_NAME,
     PREFIX,
     REQUEST_BUCKETS,
     WAIT_BUCKETS,
@@ -236,7 +237,7 @@ class ManagerMetrics:
 
     def _compile(self, kind: type[Event], update: Update) -> _Handler:
         """The function that applies one declared update to an event (built once)."""
-        problems = update_problems(update, {d: f.definition for d, f in self._families.items()})
+        problems = update_problems(update, METRICS_BY_NAME)
         if problems:
             raise ValueError(f"{kind.__name__} declares a bad metric update: {problems}")
         if isinstance(update, Activate):
