@@ -267,8 +267,15 @@ class ManagerMetrics:
                 known[raw_of(e)].inc()
 
             return inc
-        amount_of = attrgetter(update.by) if update.by is not None else (lambda _e: 1)
         skip = attrgetter(update.unless) if update.unless is not None else (lambda _e: False)
+        if update.by is None:
+
+            def inc_unless(e: Any) -> None:
+                if not skip(e):
+                    known[raw_of(e)].inc()
+
+            return inc_unless
+        amount_of = attrgetter(update.by)
 
         def inc_by(e: Any) -> None:
             amount = amount_of(e)
