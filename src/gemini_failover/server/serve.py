@@ -74,6 +74,24 @@ def check(options: ServeOptions, settings: Settings) -> None:
         Security.for_bind(_host(options, settings), _token(settings), options.allowed_hosts)
 
 
+def check_scenario(path: str) -> None:
+    """An emulator scenario that cannot be read or is invalid: one line, before serving."""
+    from pydantic import ValidationError
+
+    from gemini_failover.emulator import load_scenario
+
+    try:
+        load_scenario(path)
+    except OSError as exc:
+        raise StartupError(f"--scenario {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise StartupError(f"--scenario {path}: {where}: {first['msg']}") from None
+    except ValueError as exc:
+        raise StartupError(f"--scenario {path}: not valid JSON ({exc})") from None
+
+
 def warn_unknown_variables() -> None:
     from gemini_failover.config import unknown_variables
 
@@ -278,6 +296,8 @@ def run(options: ServeOptions) -> None:
     before anything is served."""
     settings = load(options)
     check(options, settings)
+    if options.scenario is not None:
+        check_scenario(options.scenario)
     runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
     if options.transport == "stdio":
         early_logging()
