@@ -264,8 +264,8 @@ class StrictTool(Tool):
         # clients do), so that what is checked is what the handler would receive.
         parsed = self.fn_metadata.pre_parse_json(arguments)
         # An explicit null for an optional argument means "omitted".
-        required = set(self.parameters.get("required", ()))
-        parsed = {k: v for k, v in parsed.items() if v is not None or k in required}
+        optional = set(self.parameters["properties"]) - set(self.parameters.get("required", ()))
+        parsed = {k: v for k, v in parsed.items() if v is not None or k not in optional}
         message = problem(self.name, self.parameters, parsed)
         if message is not None:
             log.info("tool %s rejected its arguments: %s", self.name, message)
