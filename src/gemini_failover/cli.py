@@ -74,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
 
     # Its arguments are the demo's own (see `gemini-failover demo --help`); main()
     # hands them over unparsed.
-    sub.add_parser("demo", help="run the offline outage drill (in about a minute)")
+    sub.add_parser("demo", help="run the offline outage drill (about 15-20 s)")
     return parser
 
 

@@ -9,12 +9,13 @@ project is not active there); the project itself comes from the wheel alone.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import sysconfig
 import venv
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from mcp import Client, StdioServerParameters
@@ -117,9 +118,15 @@ def test_the_installed_command_runs_from_its_own_environment(tool: Path) -> None
 
 
 async def test_claude_desktop_can_start_the_installed_command(tool: Path) -> None:
-    """What the example entry in claude_desktop_config.example.json runs (offline)."""
+    """The example entry of claude_desktop_config.example.json, with the installed
+    command (and offline: --emulator, so the placeholder key is not used)."""
+    example = json.loads((ROOT / "claude_desktop_config.example.json").read_text())
+    entry = example["mcpServers"]["gemini-failover"]
+    command = PurePosixPath(entry["command"])
+    assert command.is_absolute() and command.name == "gemini-failover"
+    assert ".venv" not in command.parts  # the installed tool, not the repo's venv
     params = StdioServerParameters(
-        command=str(tool / "gemini-failover"), args=["serve", "--emulator"], env={}
+        command=str(tool / command.name), args=[*entry["args"], "--emulator"], env=entry["env"]
     )
     async with held(Client(stdio_client(params))) as client:
         tools = (await client.list_tools()).tools
