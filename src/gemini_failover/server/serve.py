@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import socket
 import sys
@@ -198,6 +199,8 @@ async def _start_in_background(
     """Start the runtime while stdio already answers; on a start-up error, stop (the
     CLI prints the error, once)."""
     settings = runtime.settings
+    # structlog is imported off the event loop: it is still writing the handshake.
+    await asyncio.to_thread(importlib.import_module, "gemini_failover.observability.logging")
     full_logging(settings)
     if metrics is not None:
         from gemini_failover.server.http import Security, metrics_app
