@@ -1,5 +1,5 @@
-"""MCP tool handlers (thin): validation, one call into the failover manager, results
-with provenance. See handlers.py."""
+"""MCP tool handlers (thin): strict arguments (arguments.py), one call into the failover
+manager (calls.py), and what the model reads (render.py). See handlers.py."""
 
 from gemini_failover.tools.handlers import build_tools
 

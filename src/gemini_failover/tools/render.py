@@ -40,13 +40,13 @@ def compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _limited(text: str, field: str) -> str:
+def _limited(text: str, where: str) -> str:
     if len(text) <= CONTENT_TEXT_LIMIT:
         return text
     return (
         text[:CONTENT_TEXT_LIMIT]
         + f"\n[cut here: {CONTENT_TEXT_LIMIT:,} of {len(text):,} characters shown; "
-        f"the whole answer is in structuredContent.{field}]"
+        f"the whole answer is in {where}]"
     )
 
 
@@ -87,11 +87,12 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 def generated(out: GenerateOutput) -> CallToolResult:
     note = provenance_line(out, out.spans, out.finish_reason)
-    return _result(_limited(out.text, "text"), note, _dump(out))
+    return _result(_limited(out.text, "structuredContent.text"), note, _dump(out))
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:
-    return _result(_limited(compact(out.value), "value"), provenance_line(out), _dump(out))
+    text = _limited(compact(out.value), "structuredContent.value")
+    return _result(text, provenance_line(out), _dump(out))
 
 
 def counted(out: CountTokensOutput) -> CallToolResult:
@@ -109,7 +110,7 @@ def embedded(out: EmbedOutput) -> CallToolResult:
 
 def document(doc: Mapping[str, Any]) -> CallToolResult:
     """A JSON document (models, health): the object itself, compact."""
-    return _result(_limited(compact(doc), "(whole document)"), None, doc)
+    return _result(_limited(compact(doc), "structuredContent"), None, doc)
 
 
 # -- lean output schemas ------------------------------------------------------------------
