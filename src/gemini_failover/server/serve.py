@@ -262,6 +262,8 @@ async def serve_stdio(
             tg.cancel_scope.cancel()
     finally:
         await runtime.aclose()
+        if metrics is not None:
+            metrics.close()  # (already closed if /metrics was served: harmless)
     failed = runtime.start_error
     if isinstance(failed, StartupError):
         raise failed
