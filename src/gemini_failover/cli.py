@@ -152,6 +152,13 @@ def _check(args: argparse.Namespace) -> int:
         _warn(warning)
     if data["api_key"] is None:
         _warn("GEMINI_API_KEY is not set; `serve` needs it unless run with --emulator")
+    from gemini_failover.server.http import is_loopback
+
+    if not is_loopback(data["host"]) and data["auth_token"] is None:
+        _warn(
+            f"host {data['host']} is not loopback and GEMINI_FAILOVER_AUTH_TOKEN is not set: "
+            "`serve --transport http|sse` (and --metrics-port) would refuse to start"
+        )
     return 0
 
 

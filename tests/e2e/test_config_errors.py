@@ -129,3 +129,9 @@ async def test_unknown_variables_are_warned_about() -> None:
     assert code == 0
     assert "GEMINI_FAILOVER_MODEL is not a setting" in err
     assert json.loads(out.splitlines()[0])["id"] == 1
+
+
+async def test_check_warns_about_an_open_non_loopback_host() -> None:
+    code, _, err = await run("check", env={**KEY, "GEMINI_FAILOVER_HOST": "0.0.0.0"})
+    assert code == 0
+    assert "host 0.0.0.0 is not loopback and GEMINI_FAILOVER_AUTH_TOKEN is not set" in err
