@@ -309,6 +309,18 @@ class FailoverManager:
                     await asyncio.wait_for(asyncio.shield(state.info_task), timeout)
         return state.profile
 
+    async def fetch_profiles(self, timeout: float = PROFILE_TIMEOUT) -> None:
+        """Fetch every model's limits not known yet (models.get, in the background,
+        shared with requests) and wait up to ``timeout`` s for them."""
+        tasks = []
+        for state in self._models.values():
+            if state.info is None and self.clock.monotonic() >= state.info_retry_at:
+                if state.info_task is None:
+                    state.info_task = asyncio.create_task(self._fetch_info(state))
+                tasks.append(state.info_task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)  # never cancels them
+
     async def _fetch_info(self, state: ModelState) -> None:
         try:
             state.info = await self.backend.model_info(state.name, timeout=PROFILE_TIMEOUT)
