@@ -8,8 +8,9 @@ document it reads (each model's breaker state), and :meth:`Timeline.svg` draws i
   row of the model that served it, its colour the call's outcome;
 - under each row, a band with that model's breaker state over time (closed,
   half-open, open), as sampled from the health documents;
-- an arrow from one model's row to the next for every failover of a call (dashed
-  when the model was skipped at no cost, its breaker open);
+- an arrow from one model's row to the next for every failover of a call, across
+  the middle of the call (provenance says which attempts were made, not when), dashed
+  when the model left had no failed attempt in that call (skipped: breaker open);
 - the drill's phases along the time axis, and a legend.
 
 The SVG is built with :mod:`xml.etree.ElementTree` rather than a drawing library: it
