@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gemini_failover.config import load_settings
 from gemini_failover.protocol import Grounding, Media, Source, Support, TextFile, Turn
 from gemini_failover.resilience.clock import FakeClock
 from gemini_failover.state.conversation_codec import (
@@ -28,6 +29,7 @@ from gemini_failover.state.conversations import (
     Saved,
     exchanges_to_drop,
     new_conversation_id,
+    open_conversation_store,
     prepare_exchange,
     validate_conversation_id,
 )
@@ -372,3 +374,16 @@ async def test_concurrent_appends_all_land_in_call_order(clock: FakeClock) -> No
     await asyncio.gather(*(store.append(cid, exchange(i)) for i in range(10)))
     texts = [e.user.text for e in (await store.load(cid)).exchanges]
     assert texts == [f"question {i}" for i in range(10)]
+
+
+async def test_the_server_keeps_threads_in_redis_when_configured_else_here() -> None:
+    local = open_conversation_store(load_settings(api_key="k", models=["m"]))
+    assert local.backend == "memory"
+    settings = ConversationSettings(ttl_seconds=60)
+    shared = open_conversation_store(
+        load_settings(api_key="k", models=["m"], redis_url="redis://:pw@127.0.0.1:1/0"),
+        settings,
+    )
+    assert shared.backend == "redis" and shared.settings == settings  # no I/O yet
+    assert "pw" not in repr(shared)
+    await shared.aclose()

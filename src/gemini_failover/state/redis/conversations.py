@@ -77,7 +77,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (*FAILURES, TimeoutError)
 # Create or append, atomically. The trimming rule is conversations.exchanges_to_drop.
 # KEYS[1]  the meta hash;  KEYS[2]  the exchange list
 # ARGV     exchange JSON ('' for none), ttl_ms, max_exchanges, max_bytes, now,
-#          '1' to create (the thread must not exist) or '0' to append (it must)
+#          '1' to create (the thread must not exist) or '0' to append (it must),
+#          the format version (recorded on create)
 # Returns  {exchanges, size, dropped now, dropped in all}, or {-1} no such thread,
 #          {-2} the id to create is taken
 APPEND_LUA = """
