@@ -87,13 +87,23 @@ def _parser() -> argparse.ArgumentParser:
 
     # Its arguments are the demo's own (see `gemini-failover demo --help`); main()
     # hands them over unparsed.
-    sub.add_parser("demo", help="run the offline outage drill (in about a minute)")
+    sub.add_parser("demo", help="run the offline outage drill (about 15-20 s)")
     return parser
 
 
+#: Exit status for a configuration the server cannot start with (a bad setting, no API
+#: key, an open non-loopback bind, a port it cannot listen on): fix it, do not retry.
+CONFIG_ERROR = 2
+
+
 def _fail(message: str, code: int = 1) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+    """One line on stderr (a message never spans lines: clients show the first)."""
+    print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
     return code
+
+
+def _warn(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -115,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         run(options)
     except StartupError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), CONFIG_ERROR)
     return 0
 
 
@@ -159,18 +169,24 @@ def effective_settings(config_file: str | None) -> dict[str, Any]:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from gemini_failover.config import ConfigError
+    """Every setting, validated as `serve` validates it (exit 2 on the first problem)."""
+    from gemini_failover.config import ConfigError, unknown_variables
 
     try:
         data = effective_settings(args.config)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return _fail(str(exc), CONFIG_ERROR)
     print(json.dumps(data, indent=2, sort_keys=True))
+    for warning in unknown_variables():
+        _warn(warning)
     if data["api_key"] is None:
-        print(
-            f"{PROG}: warning: GEMINI_API_KEY is not set; `serve` needs it unless run "
-            "with --emulator",
-            file=sys.stderr,
+        _warn("GEMINI_API_KEY is not set; `serve` needs it unless run with --emulator")
+    from gemini_failover.server.http import is_loopback
+
+    if not is_loopback(data["host"]) and data["auth_token"] is None:
+        _warn(
+            f"host {data['host']} is not loopback and GEMINI_FAILOVER_AUTH_TOKEN is not set: "
+            "`serve --transport http|sse` (and --metrics-port) would refuse to start"
         )
     return 0
 

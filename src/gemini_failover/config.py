@@ -10,9 +10,14 @@ never printed.
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -29,7 +34,13 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
+
+ENV_PREFIX = "GEMINI_FAILOVER_"
+
+#: URL schemes redis-py's from_url accepts.
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 
 class _Group(BaseModel):
@@ -115,6 +126,23 @@ class ConcurrencySettings(_Group):
     )
 
 
+class HttpSettings(_Group):
+    """Limits of the HTTP and SSE transports (and the --metrics-port listener)."""
+
+    header_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers."
+    )
+    idle_timeout: int = Field(
+        5, ge=1, description="Seconds an idle keep-alive connection stays open."
+    )
+    max_connections: int = Field(
+        512, ge=1, description="Open connections; more are closed as they are accepted."
+    )
+    max_sessions: int = Field(
+        100, ge=1, description="Open MCP sessions (streamable HTTP or SSE); more get 503."
+    )
+
+
 class ModelOverride(_Group):
     """Feature flags and limits that ``models.get`` does not report (or that you
     want to pin). Unset fields fall back to what the API says, then to defaults."""
@@ -169,6 +197,7 @@ class Settings(BaseSettings):
     breaker: BreakerSettings = BreakerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
+    http: HttpSettings = HttpSettings()
     model_overrides: dict[str, ModelOverride] = Field(
         default_factory=dict, description="Per-model capability overrides."
     )
@@ -211,14 +240,39 @@ class Settings(BaseSettings):
             value = [str(v).strip() for v in value if str(v).strip()]
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # Checked here with urllib rather than redis-py's parser, so that start-up does
+        # not import redis; the rules are redis-py's (from_url). The URL itself is
+        # never quoted back: it may carry a password.
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL ({exc})") from None
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError(
+                "not a Redis URL: it must start with redis://, rediss:// or unix:// "
+                "(for example redis://localhost:6379/0)"
+            )
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("the Redis URL names no host (for example redis://localhost:6379/0)")
+        if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ValueError("the database in the Redis URL must be a number (…/0)")
+        return SecretStr(url)
+
     @model_validator(mode="after")
     def _check_chain(self) -> Settings:
-        if not self.models:
-            raise ValueError("models (GEMINI_FAILOVER_MODELS): the chain needs at least one model")
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(
-                f"models (GEMINI_FAILOVER_MODELS): duplicate model in the chain {self.models}"
-            )
+        for name, chain in (("models", self.models), ("embedding_models", self.embedding_models)):
+            env = ENV_PREFIX + name.upper()
+            if not chain:
+                raise ValueError(f"{name} ({env}): the chain needs at least one model")
+            if len(set(chain)) != len(chain):
+                raise ValueError(f"{name} ({env}): duplicate model in the chain {chain}")
         if self.attempt_timeout > self.total_timeout:
             raise ValueError(
                 "attempt_timeout (GEMINI_FAILOVER_ATTEMPT_TIMEOUT) must not exceed "
@@ -241,7 +295,7 @@ class Settings(BaseSettings):
 
 
 class ConfigError(Exception):
-    """A setting is invalid; the message names it."""
+    """A setting is invalid; the message (one line) names it and its variable."""
 
 
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
@@ -254,12 +308,22 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         except OSError as exc:
             raise ConfigError(f"config file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path}: {exc}") from exc
+            raise ConfigError(_one_line(f"config file {path}: {exc}")) from exc
     values.update(overrides)
     try:
         return Settings(**values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    except SettingsError as exc:  # a variable that should hold JSON does not
+        raise ConfigError(_describe_settings_error(exc)) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def env_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
 
 
 def _describe(exc: ValidationError) -> str:
@@ -270,6 +334,61 @@ def _describe(exc: ValidationError) -> str:
             lines.append(message)
             continue
         where = ".".join(str(p) for p in err["loc"])
-        env = "GEMINI_FAILOVER_" + "__".join(str(p) for p in err["loc"]).upper()
-        lines.append(f"{where} ({env}): {message}")
-    return "invalid configuration: " + "; ".join(lines)
+        lines.append(f"{where} ({env_name(err['loc'])}): {message}")
+    return _one_line("invalid configuration: " + "; ".join(lines))
+
+
+def _describe_settings_error(exc: SettingsError) -> str:
+    found = re.search(r'field "([^"]+)"', str(exc))
+    field = found.group(1) if found else "a setting"
+    cause = exc.__cause__
+    detail = f" ({cause})" if cause is not None else ""
+    env = env_name([field]) if found else "its environment variable"
+    return _one_line(
+        f"invalid configuration: {field} ({env}): not valid JSON{detail}; for example "
+        f"{env}='{_JSON_EXAMPLES.get(field, '{}')}'"
+    )
+
+
+_JSON_EXAMPLES = {
+    "model_overrides": '{"gemini-pro-latest": {"input_token_limit": 1048576}}',
+    "retry": '{"max_attempts_per_model": 3}',
+    "breaker": '{"break_seconds": 15}',
+    "rate_limit": '{"spill_fraction": 0}',
+    "concurrency": '{"per_model": 64}',
+}
+
+
+def _known_variables() -> tuple[set[str], set[str]]:
+    """Every GEMINI_FAILOVER_* name the settings read, and the prefixes of free-form
+    nested ones (model_overrides is keyed by model name)."""
+    names: set[str] = set()
+    prefixes: set[str] = set()
+    for name, field in Settings.model_fields.items():
+        if name == "api_key":
+            continue
+        env = env_name([name])
+        names.add(env)
+        group = field.annotation
+        if isinstance(group, type) and issubclass(group, BaseModel):
+            names.update(env_name([name, sub]) for sub in group.model_fields)
+        elif name == "model_overrides":
+            prefixes.add(env + "__")
+    return names, prefixes
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for every GEMINI_FAILOVER_* variable that is not a setting (a typo
+    would otherwise be ignored without a word)."""
+    names, prefixes = _known_variables()
+    warnings = []
+    for raw in sorted(os.environ if environ is None else environ):
+        name = raw.upper()
+        if not name.startswith(ENV_PREFIX) or name in names:
+            continue
+        if any(name.startswith(p) for p in prefixes):
+            continue
+        close = difflib.get_close_matches(name, sorted(names), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{raw} is not a setting and is ignored{hint}")
+    return warnings

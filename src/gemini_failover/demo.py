@@ -33,6 +33,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from gemini_failover.timeline import Timeline
+
 PRIMARY = "gemini-pro-latest"
 FALLBACK = "gemini-flash-latest"
 
@@ -175,6 +177,7 @@ class Drill:
         self.summaries: list[PhaseSummary] = []
         self.client: Any = None
         self.emulator: Any = None
+        self.timeline = Timeline()  # what `--timeline FILE` draws
 
     # -- plumbing -------------------------------------------------------------------
 
@@ -182,6 +185,7 @@ class Drill:
         result = await self.client.read_resource("health://status")
         doc: dict[str, Any] = json.loads(result.contents[0].text)
         self.view.set_health(doc)
+        self.timeline.health(doc)
         return doc
 
     async def call(
@@ -191,11 +195,12 @@ class Drill:
         progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
     ) -> dict[str, Any] | None:
         summary = self.summaries[-1]
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), self.timeline.now()
         result = await self.client.call_tool(tool, arguments, progress_callback=progress)
         latency = (time.perf_counter() - t0) * 1000
         summary.calls += 1
         if result.is_error:
+            self.timeline.call(summary.name, tool, started, None)
             message = " ".join(getattr(c, "text", "") for c in result.content)
             summary.failed += 1
             if "rate limited" in message:
@@ -203,6 +208,7 @@ class Drill:
             self.view.add(CallRecord(summary.name, tool, "-", [], [], 0, latency, message))
             return None
         data: dict[str, Any] = result.structured_content or {}
+        self.timeline.call(summary.name, tool, started, data)
         attempts = [f"{a['model'].split('-')[1]}:{a['outcome']}" for a in data["attempts"]]
         failovers = [f"{f['from']}->{f['to']} ({f['reason']})" for f in data["failovers"]]
         models_tried = [a["model"] for a in data["attempts"]]
@@ -236,6 +242,7 @@ class Drill:
 
     def begin(self, name: str, story: str, shows: str) -> None:
         self.summaries.append(PhaseSummary(name, story, shows))
+        self.timeline.phase(name)
         self.view.set_phase(len(self.summaries), name, story)
 
     def calls_to(self, model: str, action: str = "generate") -> int:
@@ -431,17 +438,8 @@ class Drill:
 
     def summary(self) -> Table:
         table = Table(title="outage drill summary")
-        for column in (
-            "phase",
-            "calls",
-            "failed",
-            "failovers",
-            "retries",
-            "sheds",
-            "continuations",
-            "checks",
-            "demonstrated",
-        ):
+        columns = ("phase", "calls", "failed", "failovers", "retries", "sheds", "continuations")
+        for column in (*columns, "checks", "demonstrated"):
             table.add_column(column)
         for s in self.summaries:
             passed = sum(c.passed for c in s.checks)
@@ -460,7 +458,11 @@ class Drill:
 
 
 async def run_demo(
-    *, console: Console | None = None, live: bool | None = None, pace: float = 0.3
+    *,
+    console: Console | None = None,
+    live: bool | None = None,
+    pace: float = 0.3,
+    timeline: str | None = None,
 ) -> bool:
     console = console or Console()
     if not console.is_terminal:
@@ -471,6 +473,9 @@ async def run_demo(
     with view:
         passed = await drill.run()
     console.print(drill.summary())
+    if timeline:
+        drill.timeline.write(timeline)
+        console.print(f"timeline of the drill written to {timeline}", markup=False)
     verdict = "every phase behaved as expected" if passed else "SOME CHECKS FAILED"
     console.print(f"outage drill: {verdict}", markup=False)
     return passed
@@ -484,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fast", action="store_true", help="no pacing between calls")
     parser.add_argument("--plain", action="store_true", help="plain lines, no live view")
+    parser.add_argument("--timeline", metavar="FILE", help="draw the drill as an SVG timeline")
     args = parser.parse_args(argv)
-    passed = asyncio.run(
-        run_demo(live=False if args.plain else None, pace=0.0 if args.fast else 0.3)
-    )
+    live, pace = (False if args.plain else None), (0.0 if args.fast else 0.3)
+    passed = asyncio.run(run_demo(live=live, pace=pace, timeline=args.timeline))
     return 0 if passed else 1
 
 

@@ -15,12 +15,67 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 Role = Literal["user", "model"]
+#: What a model must be able to read for a request: its profile lists the ones it takes.
+Modality = Literal["text", "image", "audio", "video", "pdf"]
+ThinkingLevel = Literal["off", "low", "medium", "high"]
+
+
+def modality_of(mime_type: str) -> Modality:
+    """The input modality a MIME type needs (text for anything textual)."""
+    if mime_type == "application/pdf":
+        return "pdf"
+    major = mime_type.split("/", 1)[0]
+    if major in ("image", "audio", "video"):
+        return major  # type: ignore[return-value]  # narrowed by the membership test
+    return "text"
+
+
+@dataclass(frozen=True, slots=True)
+class TextFile:
+    """A text or code file's content, sent as a text part labelled with its path."""
+
+    label: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An image, PDF, audio or video file for the model. Small files travel inline
+    (``data``); large ones are uploaded through the serving endpoint's Files API from
+    ``path`` (re-checked against the sandbox and ``sha256`` when read), so a failover to
+    another endpoint uploads again there instead of sending a reference it cannot read."""
+
+    label: str
+    mime_type: str
+    size: int
+    sha256: str  # hex digest of the content: the upload cache key
+    data: bytes | None = None
+    path: str | None = None
+
+    @property
+    def modality(self) -> Modality:
+        return modality_of(self.mime_type)
+
+
+Attachment = TextFile | Media
 
 
 @dataclass(frozen=True, slots=True)
 class Turn:
     role: Role
     text: str
+    #: Files that come with this turn, sent before its text.
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Thinking:
+    """How much the model should think. ``budget`` (tokens) overrides the level where
+    the model takes a budget; ``include_thoughts`` asks for thought summaries."""
+
+    level: ThinkingLevel = "medium"
+    budget: int | None = None
+    include_thoughts: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +90,11 @@ class GenerationRequest:
     stop_sequences: tuple[str, ...] = ()
     #: A JSON Schema: ask for structured (JSON) output that validates against it.
     response_schema: Mapping[str, Any] | None = None
+    #: Ground the answer in Google Search (the result carries its sources).
+    google_search: bool = False
+    #: http(s) pages for Gemini's URL-context tool (Gemini fetches them, never we).
+    urls: tuple[str, ...] = ()
+    thinking: Thinking | None = None
 
     @staticmethod
     def from_prompt(prompt: str, **kwargs: Any) -> GenerationRequest:
@@ -48,12 +108,48 @@ class GenerationRequest:
         n = sum(len(t.text) for t in self.contents)
         return n + len(self.system_instruction or "")
 
+    def modalities(self) -> frozenset[Modality]:
+        """The input modalities beyond text that the request's files need."""
+        return frozenset(
+            a.modality
+            for turn in self.contents
+            for a in turn.attachments
+            if isinstance(a, Media) and a.modality != "text"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
     prompt_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    thinking_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    title: str
+    uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """A span of the answer (character offsets into its text, end exclusive) and the
+    indices into ``Grounding.sources`` that support it."""
+
+    start: int
+    end: int
+    sources: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """What Google Search grounding returned: the queries it ran, the pages it used,
+    and which span of the answer each page supports."""
+
+    queries: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+    supports: tuple[Support, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +158,21 @@ class GenerationResult:
     finish_reason: str
     usage: Usage = field(default_factory=Usage)
     model_version: str | None = None
+    grounding: Grounding | None = None
+    #: Thought summaries (asked for with Thinking.include_thoughts), never in ``text``.
+    thoughts: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
-    """A text delta. The last chunk of a complete stream has ``finish_reason`` set."""
+    """A text delta. The last chunk of a complete stream has ``finish_reason`` set.
+    ``grounding`` offsets count from the start of this stream's text."""
 
     text: str
     finish_reason: str | None = None
     usage: Usage | None = None
+    grounding: Grounding | None = None
+    thoughts: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,7 +140,7 @@ async def test_stdio_emulator_mode_says_so(tmp_path: Path) -> None:
 
 def test_serve_without_an_api_key_is_a_clear_startup_error() -> None:
     done = cli("serve")
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "GEMINI_API_KEY is not set" in done.stderr
     assert "--emulator" in done.stderr
     assert done.stdout == ""
@@ -148,7 +148,7 @@ def test_serve_without_an_api_key_is_a_clear_startup_error() -> None:
 
 def test_serve_refuses_an_open_non_loopback_bind() -> None:
     done = cli("serve", "--transport", "http", "--host", "0.0.0.0", env={"GEMINI_API_KEY": CANARY})
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "GEMINI_FAILOVER_AUTH_TOKEN" in done.stderr
     assert CANARY not in done.stderr
 
@@ -166,11 +166,11 @@ def test_check_prints_the_effective_settings_with_secrets_masked(tmp_path: Path)
     bad = tmp_path / "bad.toml"
     bad.write_text("total_timeout = -1\n")
     done = cli("check", "--config", str(bad), env=env)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "total_timeout" in done.stderr
 
     done = cli("check", env={"GEMINI_FAILOVER_MODELS": ""})
-    assert done.returncode == 1
+    assert done.returncode == 2  # a configuration error
     assert "models" in done.stderr
 
 

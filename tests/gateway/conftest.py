@@ -74,12 +74,14 @@ class Gateway:
 
 
 @asynccontextmanager
-async def run_gateway(settings: Settings) -> AsyncIterator[Gateway]:
-    """A started runtime and the gateway app on a free loopback port."""
+async def run_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[Gateway]:
+    """A started runtime and the gateway app (``app_options``: build_gateway_app's) on a
+    free loopback port."""
     keys = [k.get_secret_value() for k in settings.gateway_keys]
     runtime = Runtime(settings)
     async with runtime:
-        app = build_gateway_app(runtime, gateway_security("127.0.0.1", keys), keys=keys)
+        security = gateway_security("127.0.0.1", keys)
+        app = build_gateway_app(runtime, security, keys=keys, **app_options)
         sock = bind("127.0.0.1", 0)
         sock.listen(128)  # connections queue from now on: nothing to wait for
         config = uvicorn.Config(

@@ -12,7 +12,9 @@ from gemini_failover.server.runtime import StartupError
 def test_a_public_bind_needs_gateway_keys() -> None:
     with pytest.raises(StartupError, match="GEMINI_FAILOVER_GATEWAY_KEYS"):
         gateway_security("0.0.0.0", [])
-    open_policy = gateway_security("0.0.0.0", ["a-key"])
+    with pytest.raises(StartupError, match="gateway key of 5 characters"):
+        gateway_security("0.0.0.0", ["a-key"])
+    open_policy = gateway_security("0.0.0.0", ["a-key-of-24-characters!!"])
     assert open_policy.token is None and open_policy.allowed_hosts == ()
     loopback = gateway_security("127.0.0.1", [])
     assert "localhost:*" in loopback.allowed_hosts

@@ -14,7 +14,15 @@ from google.genai import errors
 
 from gemini_failover.emulator import EmulatorServer
 from gemini_failover.emulator.text import expected_text
-from tests.gateway.conftest import FALLBACK, KEY, PRIMARY, UPSTREAM_KEY, Gateway
+from tests.gateway.conftest import (
+    FALLBACK,
+    KEY,
+    PRIMARY,
+    UPSTREAM_KEY,
+    Gateway,
+    gateway_settings,
+    run_gateway,
+)
 
 GENERATE = "/v1beta/models/auto:generateContent"
 BODY = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
@@ -167,13 +175,14 @@ async def test_bad_bodies_get_gemini_errors_and_reach_nothing_upstream(
     assert _upstream_calls(emulator) == 0
 
 
-async def test_an_oversized_body_is_refused_unread(
-    http: httpx2.AsyncClient, emulator: EmulatorServer
-) -> None:
-    big = b'{"contents": [{"parts": [{"text": "' + b"x" * (9 * 1024 * 1024) + b'"}]}]}'
-    response = await http.post(GENERATE, content=big)
+async def test_an_oversized_body_is_refused_unread(emulator: EmulatorServer) -> None:
+    async with run_gateway(gateway_settings(emulator.base_url), max_body_bytes=64 * 1024) as gw:
+        big = b'{"contents": [{"parts": [{"text": "' + b"x" * (200 * 1024) + b'"}]}]}'
+        async with gw.http() as http:
+            response = await http.post(GENERATE, content=big, headers={"x-goog-api-key": KEY})
     assert response.status_code == 400
-    assert "Request payload size exceeds the limit" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert message == "Request payload size exceeds the limit: 65536 bytes."
     assert _upstream_calls(emulator) == 0
 
 

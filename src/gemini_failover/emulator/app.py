@@ -20,8 +20,11 @@ from starlette.exceptions import HTTPException
 from .calls import ABORT_SCOPE_KEY, ConnectionDropped, Interrupts
 from .clock import Clock, SystemClock
 from .control import control_routes
-from .gemini_api import GeminiApi, not_found_handler
+from .file_store import FileStore
+from .files_api import FilesApi
+from .gemini_api import GeminiApi
 from .log import RequestLog, RequestRecord
+from .pipeline import Settings, not_found_handler
 from .spec import Fault, Profile, Scenario
 from .state import ModelTable, as_scenario
 
@@ -52,9 +55,20 @@ class Emulator:
         self._models = ModelTable(self._scenario, self.clock)
         self._log = RequestLog(max_records)
         self._interrupts = Interrupts()
-        api = GeminiApi(self._models, self._log, self._interrupts, self.clock)
+        self._files = FileStore(self._scenario.files, self.clock)
+        self._settings = Settings(self._scenario)
+        shared = (
+            self._models,
+            self._log,
+            self._interrupts,
+            self.clock,
+            self._files,
+            self._settings,
+        )
+        api = GeminiApi(*shared)
+        files_api = FilesApi(*shared)
         self.app: Starlette = Starlette(
-            routes=[*control_routes(self), *api.routes()],
+            routes=[*control_routes(self), *files_api.routes(), *api.routes()],
             exception_handlers={HTTPException: not_found_handler},
         )
 
@@ -75,8 +89,10 @@ class Emulator:
         return self._models.remove(model)
 
     def reset(self) -> None:
-        """Restore the scenario the emulator was built with and clear the request log."""
+        """Restore the scenario the emulator was built with and clear the request log
+        and the Files API's files."""
         self._models.load(self._scenario)
+        self._files.reset(self._scenario.files)
         self._log.clear()
 
     def clear_requests(self) -> None:
@@ -90,6 +106,23 @@ class Emulator:
     def profile_for(self, model: str) -> Profile | None:
         """The profile serving this model, or None when the model is not served."""
         return self._models.profile_for(model)
+
+    # ------------------------------------------------------------------ files
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        """The Files API's files (every endpoint's, expired ones left out): each a File
+        resource plus ``endpoint`` (its owner) and ``pages`` (PDFs)."""
+        return [f.to_dict() for f in self._files.all_files()]
+
+    def expire_file(self, name: str) -> bool:
+        """Make a file (``files/{id}`` or its id) expire now: it is gone, as on Gemini
+        after 48 hours, for ``files.get`` and for ``fileData`` parts alike."""
+        return self._files.expire(name)
+
+    def delete_file(self, name: str) -> bool:
+        """Delete a file whatever endpoint owns it."""
+        return self._files.remove(name)
 
     # ------------------------------------------------------------------ request log
 
@@ -109,9 +142,10 @@ class Emulator:
         action: str | None = None,
         outcome: str | None = None,
         status: int | None = None,
+        endpoint: str | None = None,
     ) -> int:
         """How many logged requests match all the given fields."""
-        return self._log.count(model, action, outcome, status)
+        return self._log.count(model, action, outcome, status, endpoint)
 
     async def wait_for(
         self,

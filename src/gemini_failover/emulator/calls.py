@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -68,8 +69,11 @@ class Call:
         "_shutdown",
         "action",
         "chunks_sent",
+        "endpoint",
         "faults",
+        "file",
         "model",
+        "parts",
         "per_chunk",
         "raise_drop",
         "receive",
@@ -77,6 +81,8 @@ class Call:
         "scope",
         "started",
         "started_perf",
+        "thinking",
+        "tools",
     )
 
     def __init__(
@@ -88,8 +94,14 @@ class Call:
         model: str,
         action: Action,
         now_wall: float,
+        endpoint: str = "gemini_api",
     ) -> None:
         self._interrupts = interrupts
+        self.endpoint = endpoint
+        self.parts: tuple[dict[str, Any], ...] = ()
+        self.tools: tuple[str, ...] = ()
+        self.thinking: dict[str, Any] | None = None
+        self.file: str | None = None
         self.scope = scope
         self.receive = receive
         self.replier = AsgiReplier(send)
@@ -174,4 +186,9 @@ class Call:
             chunks_sent=self.chunks_sent,
             faults=tuple(self.faults),
             duration=time.perf_counter() - self.started_perf,
+            endpoint=self.endpoint,
+            parts=self.parts,
+            tools=self.tools,
+            thinking=self.thinking,
+            file=self.file,
         )

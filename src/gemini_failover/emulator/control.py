@@ -39,6 +39,13 @@ class Controlled(Protocol):
 
     def reset(self) -> None: ...
 
+    @property
+    def files(self) -> list[dict[str, Any]]: ...
+
+    def expire_file(self, name: str) -> bool: ...
+
+    def delete_file(self, name: str) -> bool: ...
+
 
 def _validation_error(exc: ValidationError) -> JSONResponse:
     problems = json.loads(exc.json(include_url=False))
@@ -85,6 +92,7 @@ def control_routes(emulator: Controlled) -> list[Route]:
             if ("model" not in q or r.model == normalise_model(q["model"]))
             and ("action" not in q or r.action == q["action"])
             and ("outcome" not in q or r.outcome == q["outcome"])
+            and ("endpoint" not in q or r.endpoint == q["endpoint"])
         ]
         return JSONResponse({"requests": records})
 
@@ -92,9 +100,24 @@ def control_routes(emulator: Controlled) -> list[Route]:
         emulator.reset()
         return JSONResponse({"reset": True})
 
+    async def list_files(request: Request) -> Response:
+        return JSONResponse({"files": emulator.files})
+
+    async def one_file(request: Request) -> Response:
+        name: str = request.path_params["name"]
+        if request.method == "DELETE":
+            return JSONResponse({"deleted": emulator.delete_file(name)})
+        file_id, _, verb = name.partition(":")
+        if verb != "expire":
+            body = errors.error_body(404, f"Unknown file action: {verb or '(none)'}")
+            return JSONResponse(body, status_code=404)
+        return JSONResponse({"expired": emulator.expire_file(file_id)})
+
     return [
         Route("/_emulator/models", list_settings, methods=["GET"]),
         Route("/_emulator/models/{model:path}", one_model, methods=["GET", "PUT", "DELETE"]),
         Route("/_emulator/requests", request_log, methods=["GET"]),
         Route("/_emulator/reset", reset, methods=["POST"]),
+        Route("/_emulator/files", list_files, methods=["GET"]),
+        Route("/_emulator/files/{name}", one_file, methods=["POST", "DELETE"]),
     ]

@@ -45,7 +45,7 @@ from .spec import (
     StreamErrorFault,
     StreamTruncateFault,
 )
-from .wire import errors
+from .wire import errors, vertex
 from .wire.errors import ErrorReply
 
 __all__ = [
@@ -69,6 +69,8 @@ class RequestFacts:
     action: str
     continuation: bool = False
     structured: bool = False
+    endpoint: str = "gemini_api"
+    endpoint_kind: str = "gemini_api"
 
 
 Fired = Decision | Delay | None
@@ -170,6 +172,8 @@ class RateLimit(FaultHandler[RateLimitFault]):
             return None
         if spec.retry_after is not None:
             wait = spec.retry_after
+        if facts.endpoint_kind == "vertex":
+            return vertex.resource_exhausted()  # Vertex AI's 429 has no quota details
         return errors.rate_limited(
             facts.model,
             spec.quota,

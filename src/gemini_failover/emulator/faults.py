@@ -38,6 +38,9 @@ class ActiveFault:
         actions = self.spec.actions
         if actions is not None and facts.action not in actions:
             return False
+        endpoint = self.spec.endpoint
+        if endpoint is not None and endpoint not in (facts.endpoint, facts.endpoint_kind):
+            return False
         return self.handler.applies(facts)
 
     def use_count(self) -> bool:

@@ -28,6 +28,11 @@ class RequestRecord:
     emulated model rejected the request, e.g. ``error:INVALID_ARGUMENT``),
     ``"client_disconnected"``, ``"server_shutdown"`` or ``"emulator_error"`` (a bug in
     the emulator). ``faults`` lists every fault that fired, in order, including latency.
+    ``endpoint``: the endpoint's name (``gemini_api``, ``vertex`` or a scenario
+    endpoint's name). ``parts``: every part of every turn of a generate, stream or
+    count_tokens request (``role``, ``kind``, ``mimeType``, ``bytes``, ``fileUri``);
+    ``tools``: the tools declared; ``thinking``: the thinking config; ``file``: the
+    ``files/{id}`` a Files API request made or named.
     """
 
     model: str
@@ -38,10 +43,17 @@ class RequestRecord:
     chunks_sent: int = 0
     faults: tuple[str, ...] = ()
     duration: float = 0.0
+    endpoint: str = "gemini_api"
+    parts: tuple[dict[str, Any], ...] = ()
+    tools: tuple[str, ...] = ()
+    thinking: dict[str, Any] | None = None
+    file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["faults"] = list(self.faults)
+        data["parts"] = [dict(p) for p in self.parts]
+        data["tools"] = list(self.tools)
         return data
 
 
@@ -110,6 +122,7 @@ class RequestLog:
         action: str | None = None,
         outcome: str | None = None,
         status: int | None = None,
+        endpoint: str | None = None,
     ) -> int:
         if model is not None:
             model = normalise_model(model)
@@ -121,6 +134,7 @@ class RequestLog:
                 and (action is None or r.action == action)
                 and (outcome is None or r.outcome == outcome)
                 and (status is None or r.status == status)
+                and (endpoint is None or r.endpoint == endpoint)
             )
 
     async def wait_for(

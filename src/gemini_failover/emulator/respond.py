@@ -69,11 +69,12 @@ class Reply:
         prompt_feedback: dict[str, Any] | None = None,
     ) -> None:
         tokens = self.prompt.tokens if self.prompt is not None else 0
+        details = dict(self.prompt.token_details) if self.prompt is not None else None
         reply = generate_content_response(
             model_version=self.call.model,
             response_id=self.new_response_id(),
             candidates=candidates,
-            usage=usage_metadata(tokens),
+            usage=usage_metadata(tokens, prompt_details=details or None),
             prompt_feedback=prompt_feedback,
         )
         await self.single(reply)
@@ -92,30 +93,49 @@ class Reply:
             self.profile, self.prompt, overlap_words=overlap_words, violate_schema=violate_schema
         )
         model, response_id = call.model, self.new_response_id()
+        extras: dict[str, Any] = {
+            "grounding_metadata": answer.grounding,
+            "url_context_metadata": answer.url_context,
+        }
         if call.action == "generate":
             await self.json(
                 generate_content_response(
                     model_version=model,
                     response_id=response_id,
-                    candidates=[text_candidate(answer.text, answer.finish_reason)],
+                    candidates=[
+                        text_candidate(
+                            answer.text, answer.finish_reason, thought=answer.thought, **extras
+                        )
+                    ],
                     usage=answer.usage,
                 )
             )
             return
-        chunks = stream_chunks_for(answer.text, self.profile.stream_chunks) or [""]
-        last = len(chunks) - 1 if stop_after is None else -1  # -1: no final chunk
-        count = len(chunks) if stop_after is None else min(stop_after, len(chunks))
+        # A thought summary streams first, in a chunk of its own; the last chunk carries
+        # finishReason, usage and the answer's metadata.
+        pieces: list[tuple[str, str | None]] = []
+        if answer.thought is not None:
+            pieces.append(("", answer.thought))
+        pieces += [(c, None) for c in stream_chunks_for(answer.text, self.profile.stream_chunks)]
+        if not pieces:
+            pieces = [("", None)]
+        last = len(pieces) - 1 if stop_after is None else -1  # -1: no final chunk
+        count = len(pieces) if stop_after is None else min(stop_after, len(pieces))
         await call.replier.start_sse()
         for i in range(count):
             if i and call.per_chunk > 0:
                 await call.pause(call.per_chunk)
+            text, thought = pieces[i]
+            final = i == last
             await call.replier.sse_event(
                 stream_chunk(
-                    chunks[i],
+                    text,
                     model_version=model,
                     response_id=response_id,
-                    finish_reason=answer.finish_reason if i == last else None,
-                    usage=answer.usage if i == last else None,
+                    finish_reason=answer.finish_reason if final else None,
+                    usage=answer.usage if final else None,
+                    thought=thought,
+                    **(extras if final else {}),
                 )
             )
             call.chunks_sent += 1

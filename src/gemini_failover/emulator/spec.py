@@ -17,15 +17,19 @@ from .wire.requests import ACTIONS, Action
 __all__ = [
     "ACTIONS",
     "DEFAULT_METHODS",
+    "MODALITIES",
     "Action",
     "AuthFault",
     "BlockedFault",
     "EmptyFault",
+    "EndpointSpec",
     "Fault",
+    "FilesSettings",
     "FlapFault",
     "HangFault",
     "LatencyFault",
     "MalformedFault",
+    "Modality",
     "ModelSettings",
     "OverlapFault",
     "Profile",
@@ -50,6 +54,10 @@ DEFAULT_METHODS: tuple[str, ...] = (
 
 ErrorCode = Annotated[int, Field(ge=400, le=599)]
 
+#: Input modalities a profile can accept (``pdf``: ``application/pdf``).
+Modality = Literal["text", "image", "audio", "video", "pdf"]
+MODALITIES: tuple[Modality, ...] = ("text", "image", "audio", "video", "pdf")
+
 
 class Profile(BaseModel):
     """What a model can do. Every field has a default, so ``{}`` is a valid profile."""
@@ -64,6 +72,12 @@ class Profile(BaseModel):
     methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS))
     stream_chunks: int = Field(8, ge=1)
     embedding_dim: int = Field(768, ge=1, le=65_536)
+    input_modalities: list[Modality] = Field(default_factory=lambda: list(MODALITIES))
+    url_context: bool = True
+    google_search: bool = True
+    thinking: Literal["none", "budget", "level"] = "budget"
+    thinking_budget_min: int = Field(0, ge=0)
+    thinking_budget_max: int = Field(24_576, ge=0)
 
 
 class _FaultBase(BaseModel):
@@ -73,6 +87,11 @@ class _FaultBase(BaseModel):
         None, ge=1, description="Apply to the next N requests it applies to, then drop it."
     )
     actions: list[Action] | None = Field(None, description="Only these actions (default all).")
+    endpoint: str | None = Field(
+        None,
+        description="Only requests to this endpoint: a kind (gemini_api, vertex) or the "
+        "name of a scenario endpoint (default all).",
+    )
 
 
 class StatusFault(_FaultBase):
@@ -195,6 +214,30 @@ class ModelSettings(BaseModel):
     faults: list[Fault] = Field(default_factory=list)
 
 
+class EndpointSpec(BaseModel):
+    """A named endpoint: requests of that kind whose credentials match (every field
+    given must match) are logged under, and faults addressed to, this name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    kind: Literal["gemini_api", "vertex"]
+    api_key: str | None = Field(None, description="The API key it is called with.")
+    project: str | None = Field(None, description="Vertex AI project (project mode).")
+    location: str | None = Field(None, description="Vertex AI location (project mode).")
+
+
+class FilesSettings(BaseModel):
+    """Files API limits. Uploaded bytes are hashed as they arrive and not kept, so memory
+    use does not grow with the size of the files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_file_bytes: int = Field(2 * 1024**3, ge=1, description="Largest file (Gemini: 2 GB).")
+    max_files: int = Field(10_000, ge=1, description="Files kept per emulator.")
+    ttl_seconds: float = Field(48 * 3600, gt=0, description="Lifetime (Gemini: 48 hours).")
+
+
 class Scenario(BaseModel):
     """A scenario file: settings per model name; ``"*"`` holds defaults for every model."""
 
@@ -202,6 +245,11 @@ class Scenario(BaseModel):
 
     models: dict[str, ModelSettings] = Field(default_factory=dict)
     serve_unknown_models: bool = True
+    endpoints: list[EndpointSpec] = Field(default_factory=list)
+    vertex_token: str = Field(
+        "emulator-token", min_length=1, description="The OAuth token Vertex AI paths accept."
+    )
+    files: FilesSettings = Field(default_factory=FilesSettings)
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -14,6 +14,7 @@ import struct
 from functools import lru_cache
 
 __all__ = [
+    "VOCABULARY",
     "count_tokens",
     "embedding_for",
     "expected_text",
@@ -49,6 +50,8 @@ _WORDS = """
     velvet version violet visual vivid volume warm window winter wisdom yellow zenith
     """
 _VOCABULARY: tuple[str, ...] = tuple(_WORDS.split())
+#: The words answers are made of.
+VOCABULARY = _VOCABULARY
 
 _WORD_RE = re.compile(r"\S+")
 

@@ -59,18 +59,20 @@ from gemini_failover.gateway.progress import (
 from gemini_failover.gateway.routing import ChainRouter, Target
 from gemini_failover.protocol import GenerationRequest, Turn, Usage
 from gemini_failover.resilience.results import RequestFailed
-from gemini_failover.server.http import MAX_BODY_BYTES, Security, SecurityMiddleware, probe_routes
+from gemini_failover.server.http import Security, SecurityMiddleware, probe_routes
 from gemini_failover.server.runtime import Runtime
 
 if TYPE_CHECKING:
     from gemini_failover.resilience.manager import FailoverManager
 
-__all__ = ["API_VERSIONS", "GeminiGateway", "build_gateway_app"]
+__all__ = ["API_VERSIONS", "MAX_BODY_BYTES", "GeminiGateway", "build_gateway_app"]
 
 log = logging.getLogger("gemini_failover.gateway")
 
 #: API versions the gateway answers under (the SDKs use v1beta by default).
 API_VERSIONS = frozenset({"v1beta", "v1", "v1alpha"})
+#: Gemini's own limit on a request (inline data included): nothing larger is read.
+MAX_BODY_BYTES = 20 * 1024 * 1024
 
 _ARRAY_HEADERS = ((b"content-type", b"application/json; charset=UTF-8"),)
 

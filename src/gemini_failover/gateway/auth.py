@@ -24,7 +24,12 @@ from gemini_failover.emulator.wire import (
     error_body,
     error_info,
 )
-from gemini_failover.server.http import OPEN_PATHS, Security, is_loopback
+from gemini_failover.server.http import (
+    MIN_PUBLIC_TOKEN_CHARS,
+    OPEN_PATHS,
+    Security,
+    is_loopback,
+)
 from gemini_failover.server.runtime import StartupError
 
 __all__ = ["KeyCheck", "gateway_security", "presented_key"]
@@ -46,6 +51,13 @@ def gateway_security(host: str, keys: Sequence[str], extra_hosts: Sequence[str] 
             f"refusing to listen on {host} without GEMINI_FAILOVER_GATEWAY_KEYS: anyone who "
             "can reach the gateway could spend your Gemini quota. Set gateway keys, or bind "
             "127.0.0.1"
+        )
+    short = [k for k in keys if len(k) < MIN_PUBLIC_TOKEN_CHARS]
+    if not is_loopback(host) and short:
+        raise StartupError(
+            f"refusing to listen on {host} with a gateway key of {len(short[0])} characters: "
+            f"use at least {MIN_PUBLIC_TOKEN_CHARS} random characters (e.g. `openssl rand "
+            "-hex 24`), or bind 127.0.0.1"
         )
     # for_bind's token only decides the public-bind refusal (settled above); the
     # bearer-token check is not the gateway's: KeyCheck does its own.

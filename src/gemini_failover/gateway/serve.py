@@ -16,7 +16,16 @@ from dataclasses import dataclass, field
 from gemini_failover.config import Settings
 from gemini_failover.gateway.auth import gateway_security
 from gemini_failover.server.runtime import Runtime, StartupError, require_api_key
-from gemini_failover.server.serve import ServeOptions, bind, full_logging, load, run_uvicorn, url_of
+from gemini_failover.server.serve import (
+    ServeOptions,
+    bind,
+    check_scenario,
+    full_logging,
+    load,
+    run_uvicorn,
+    url_of,
+    warn_unknown_variables,
+)
 
 __all__ = ["GatewayOptions", "gateway_keys", "run", "serve_gateway"]
 
@@ -54,6 +63,8 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
     port = options.port if options.port is not None else settings.gateway_port
     sock = bind(host, port)
     async with runtime:
+        # the models' limits, in the background: the first requests do not wait for them
+        profiles = asyncio.create_task(runtime.manager.fetch_profiles())
         app = build_gateway_app(runtime, security, keys=keys)
         log.info(
             "Gemini-compatible gateway at %s/v1beta (chain: %s; aliases: %s; client keys: %s; "
@@ -64,7 +75,10 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
             f"{len(keys)} configured" if keys else "none (loopback only)",
             url_of(host, sock.getsockname()[1]),
         )
-        await run_uvicorn(app, sock)
+        try:
+            await run_uvicorn(app, sock, settings.http)
+        finally:
+            profiles.cancel()
 
 
 def run(options: GatewayOptions) -> None:
@@ -80,8 +94,11 @@ def run(options: GatewayOptions) -> None:
         ChainRouter(settings.models, settings.embedding_models, settings.gateway_aliases)
     except ValueError as exc:
         raise StartupError(str(exc)) from None
-    full_logging(settings)
-    _register_keys(keys)
+    if options.scenario is not None:
+        check_scenario(options.scenario)
     runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
+    full_logging(settings)
+    warn_unknown_variables()
+    _register_keys(keys)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_gateway(runtime, options))

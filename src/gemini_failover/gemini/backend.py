@@ -81,8 +81,34 @@ class _Failed:
 _END = object()
 
 
+#: Pydantic models the SDK completes on first use (~0.2 s of schema building inside the
+#: first calls): warm_up() completes them instead.
+_REQUEST_PATH_TYPES = (
+    "_GenerateContentParameters",
+    "GenerateContentConfig",
+    "GenerateContentResponse",
+    "_EmbedContentParametersPrivate",
+    "EmbedContentResponse",
+    "_CountTokensParameters",
+    "CountTokensResponse",
+    "Content",
+    "UserContent",
+    "Part",
+    "Candidate",
+    "ContentEmbedding",
+    "AutomaticFunctionCallingConfig",
+    "GenerateContentResponseUsageMetadata",
+    "ModalityTokenCount",
+)
+
+
 def _import_sdk() -> None:
-    from google import genai  # noqa: F401
+    from google.genai import types
+
+    for name in _REQUEST_PATH_TYPES:
+        model = getattr(types, name, None)  # private names: absent in another release
+        if model is not None:
+            model.model_rebuild()
 
 
 class GeminiBackend:

@@ -5,21 +5,18 @@ managers in one process (tests, benchmarks, a server and its self-check) never c
 and a test can assert exact values. It is an EventBus subscriber: the manager publishes
 typed events and knows nothing about Prometheus.
 
-Metric names are a public interface: operators paste them into dashboards and the
-alert rules in ``deploy/prometheus/alerts.yml`` use them. Do not rename them.
-
-Label values are only model names, status codes, categories, operation names and
-short reason tokens, never free text from upstream: reasons such as
-``"capability: input too long"`` are cut at the first colon (``"capability"``) so that
-the label set stays small and no message text can ever become a label.
-
-``handle`` runs synchronously on the hot path of every request, so it dispatches by
-event type through a dict and caches the labelled child of every metric it touches.
+The metrics are the table in :mod:`~gemini_failover.observability.metric_defs`; what
+each event does to them is the event's own declaration (``spec.metrics``).
+``handle`` runs synchronously on the hot path of every request, so the declarations
+are compiled once, at construction, into one function per event type that reads the
+label values with ``operator.attrgetter`` and caches the labelled child of every
+metric it touches (``labels()`` validates and locks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,15 +24,36 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from gemini_failover.observability.metric_defs import (
+    ATTEMPT_BUCKETS,
+    METRICS,
+    METRICS_BY_NAME,
+    PREFIX,
+    REQUEST_BUCKETS,
+    WAIT_BUCKETS,
+    MetricDef,
+    update_problems,
+)
 from gemini_failover.resilience.errors import Category
+from gemini_failover.resilience.event_spec import (
+    Activate,
+    Observe,
+    Set,
+    Source,
+    Update,
+    attr_of,
+    reader,
+    transform,
+)
 from gemini_failover.resilience.events import (
+    BREAKER_STATE_VALUES,
+    EVENT_TYPES,
     ActiveModelChanged,
     AttemptFinished,
     AuthFailure,
     BreakerTransition,
     ContinuationEvent,
     Event,
-    EventHandler,
     FailoverEvent,
     ModelSkipped,
     ModelUnavailable,
@@ -50,57 +68,82 @@ from gemini_failover.resilience.events import (
 )
 from gemini_failover.resilience.routing import role_of as role_for
 
-PREFIX: Final = "dualmodelmanager"
+__all__ = [
+    "ATTEMPT_BUCKETS",
+    "BREAKER_STATE_VALUES",
+    "PREFIX",
+    "REQUEST_BUCKETS",
+    "UNLISTED_ROLE",
+    "WAIT_BUCKETS",
+    "ManagerMetrics",
+    "sample_events",
+    "sample_exposition",
+]
 
-#: Upstream attempt latency: a cached embedding answers in ~50 ms, a long Pro
-#: generation with thinking can take two minutes.
-ATTEMPT_BUCKETS: Final[tuple[float, ...]] = (
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0,
-)  # fmt: skip
-#: End-to-end duration also includes backoff, rate-limit waits and failovers.
-REQUEST_BUCKETS: Final[tuple[float, ...]] = (*ATTEMPT_BUCKETS, 180.0, 300.0)
-#: Rate-limit waits follow Retry-After / RetryInfo.retryDelay (seconds to a minute).
-WAIT_BUCKETS: Final[tuple[float, ...]] = (
-    0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
-)  # fmt: skip
-
-#: Breaker states as gauge values (the manager uses closed / half_open / open).
-BREAKER_STATE_VALUES: Final[dict[str, float]] = {
-    "closed": 0.0,
-    "half_open": 1.0,
-    "half-open": 1.0,
-    "open": 2.0,
-}
-
-#: Role names by chain position; beyond these a model is ``fallback-N`` (N = 1-based
-#: position in the chain).
 #: Role of a model that becomes active without being in the configured chain.
 UNLISTED_ROLE: Final = "unlisted"
 
-#: Series created at construction so that ``increase()`` sees the first event (a
-#: counter series that is born at 1 is invisible to ``rate``/``increase``).
-_AUTH_STATUSES: Final = ("401", "403")
-_SHED_REASONS: Final = ("rate_limited", "deadline", "overloaded")
-_OPEN_TRANSITIONS: Final = (("closed", "open"), ("half_open", "open"))
+_KINDS: Final = {"counter": Counter, "histogram": Histogram, "gauge": Gauge}
 
-_MAX_LABEL_LEN: Final = 64
+_Handler = Callable[[Any], None]
 
 
-class _Children:
-    """Cache of labelled children of one metric (``labels()`` validates and locks)."""
+class _Family:
+    """One metric and the cache of its labelled children, by label values."""
 
-    __slots__ = ("_cache", "_metric")
+    __slots__ = ("cache", "definition", "metric")
 
-    def __init__(self, metric: Any) -> None:
-        self._metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
+    def __init__(self, definition: MetricDef, registry: CollectorRegistry) -> None:
+        extra = {} if definition.buckets is None else {"buckets": definition.buckets}
+        self.definition: Final = definition
+        self.metric: Final[Any] = _KINDS[definition.kind](
+            f"{PREFIX}_{definition.name}",
+            definition.help,
+            definition.labels,
+            registry=registry,
+            **extra,
+        )
+        self.cache: Final[dict[tuple[str, ...], Any]] = {}
 
-    def get(self, *values: str) -> Any:
-        child = self._cache.get(values)
+    def child(self, key: tuple[str, ...]) -> Any:
+        child = self.cache.get(key)
         if child is None:
-            child = self._metric.labels(*values)
-            self._cache[values] = child
+            child = self.cache[key] = self.metric.labels(*key)
         return child
+
+
+class _ActiveModels:
+    """The one-hot ``active_model`` gauge: one model at 1 in each chain."""
+
+    def __init__(self, family: _Family, chains: Sequence[tuple[str, ...]]) -> None:
+        self._family = family
+        self._roles = {m: role_for(i) for c in chains for i, m in enumerate(c)}
+        self._chain_of = {m: n for n, c in enumerate(chains) for m in c}
+        for model in self._roles:
+            family.child(self._key(model))
+        # The active model of each chain; every chain starts on its primary.
+        self.active: list[str] = [c[0] for c in chains]
+        for primary in self.active:
+            family.child(self._key(primary)).set(1)
+
+    def _key(self, model: str) -> tuple[str, str]:
+        return (model, self._roles.get(model, UNLISTED_ROLE))
+
+    def switch(self, new: str, previous: str | None) -> None:
+        # A model outside every chain joins the chain of the model it replaces.
+        index = self._chain_of.get(new)
+        if index is None:
+            index = self._chain_of.get(previous, 0) if previous is not None else 0
+        current = self.active[index]
+        if new == current:
+            return
+        self._family.child(self._key(current)).set(0)
+        if previous is not None and previous != current:
+            stale = self._family.cache.get(self._key(previous))  # no series for a stranger
+            if stale is not None:
+                stale.set(0)
+        self._family.child(self._key(new)).set(1)
+        self.active[index] = new
 
 
 class _WithoutCreated(Collector):
@@ -125,7 +168,7 @@ class _WithoutCreated(Collector):
                 yield family
 
 
-class ManagerMetrics(EventHandler):
+class ManagerMetrics:
     """Prometheus metrics of one failover manager; subscribe ``handle`` to its EventBus."""
 
     def __init__(
@@ -151,226 +194,34 @@ class ManagerMetrics(EventHandler):
             registry if registry is not None else CollectorRegistry(auto_describe=True)
         )
         self._exposed = _WithoutCreated(self.registry)
-        self._roles: dict[str, str] = {m: role_for(i) for c in chains for i, m in enumerate(c)}
-        self._chain_of: dict[str, int] = {m: n for n, c in enumerate(chains) for m in c}
-        self._reason_cache: dict[str, str] = {}
-        reg = self.registry
-        p = PREFIX
-
-        # -- which model takes traffic ------------------------------------------------
-        self._active_model = Gauge(
-            f"{p}_active_model",
-            "1 for the model currently taking traffic, 0 for the other models of the chain.",
-            ["model", "role"],
-            registry=reg,
-        )
-        self._active_children: dict[str, Any] = {}
-        for model in every:
-            self._active_children[model] = self._active_model.labels(model, self._roles[model])
-        # The active model of each chain; every chain starts on its primary.
-        self._active: list[str] = [c[0] for c in chains]
-        for primary in self._active:
-            self._active_children[primary].set(1)
-
-        # -- failover and upstream requests -------------------------------------------
-        self._failovers = _Children(
-            Counter(
-                f"{p}_failover_events_total",
-                "Requests moved from one model to the next, by reason "
-                "(an error category, breaker_open, quota_exhausted, spill, ...).",
-                ["from_model", "to_model", "reason"],
-                registry=reg,
-            )
-        )
-        self._requests = _Children(
-            Counter(
-                f"{p}_requests_total",
-                "Upstream Gemini requests (one per attempt), by model and outcome status "
-                '("ok", an HTTP code, "timeout", "network", "malformed", "truncated", '
-                '"empty", "schema", "blocked").',
-                ["model", "status_code"],
-                registry=reg,
-            )
-        )
-        self._attempt_latency = _Children(
-            Histogram(
-                f"{p}_request_latency_seconds",
-                "Latency of one upstream Gemini request (one attempt), by model and operation.",
-                ["model", "operation"],
-                buckets=ATTEMPT_BUCKETS,
-                registry=reg,
-            )
-        )
-        self._call_duration = _Children(
-            Histogram(
-                f"{p}_call_duration_seconds",
-                "End-to-end duration of a manager call (a tool call) including retries, "
-                "rate-limit waits and failovers, by operation and outcome "
-                '("ok" or an error category).',
-                ["operation", "outcome"],
-                buckets=REQUEST_BUCKETS,
-                registry=reg,
-            )
-        )
-        self._retries = _Children(
-            Counter(
-                f"{p}_retries_total",
-                "Same-model retries scheduled, by model and error category.",
-                ["model", "category"],
-                registry=reg,
-            )
-        )
-        self._retry_budget_exhausted = _Children(
-            Counter(
-                f"{p}_retry_budget_exhausted_total",
-                "Retries refused because the retry budget was spent (retry-storm guard).",
-                ["model"],
-                registry=reg,
-            )
-        )
-
-        # -- circuit breakers ---------------------------------------------------------
-        breaker_state = Gauge(
-            f"{p}_circuit_breaker_state",
-            "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
-            ["model"],
-            registry=reg,
-        )
-        self._breaker_state = _Children(breaker_state)
-        self._breaker_transitions = _Children(
-            Counter(
-                f"{p}_circuit_breaker_transitions_total",
-                "Circuit breaker state changes decided by this instance (changes applied "
-                "from shared state are not counted, so a sum over instances counts each "
-                "change once).",
-                ["model", "from_state", "to_state"],
-                registry=reg,
-            )
-        )
-
-        # -- rate limits, shedding, quotas, availability ------------------------------
-        self._rate_limit_waits = _Children(
-            Counter(
-                f"{p}_rate_limit_waits_total",
-                "Waits on the same model after a per-minute rate limit (429).",
-                ["model"],
-                registry=reg,
-            )
-        )
-        self._rate_limit_wait_seconds = _Children(
-            Histogram(
-                f"{p}_rate_limit_wait_seconds",
-                "Time spent waiting for a rate limit to clear (Retry-After / retryDelay).",
-                ["model"],
-                buckets=WAIT_BUCKETS,
-                registry=reg,
-            )
-        )
-        self._sheds = _Children(
-            Counter(
-                f"{p}_shed_requests_total",
-                "Requests refused with a retry-after error instead of being queued, "
-                "by model and reason (rate_limited, deadline, overloaded).",
-                ["model", "reason"],
-                registry=reg,
-            )
-        )
-        self._quota_exhausted = _Children(
-            Counter(
-                f"{p}_quota_exhausted_total",
-                "Per-day quota exhaustions (the model is skipped until its quota resets).",
-                ["model"],
-                registry=reg,
-            )
-        )
-        self._model_unavailable = _Children(
-            Counter(
-                f"{p}_model_unavailable_total",
-                "Times a model was marked unavailable (404 on the model).",
-                ["model"],
-                registry=reg,
-            )
-        )
-        self._skipped = _Children(
-            Counter(
-                f"{p}_skipped_models_total",
-                "Chain models not tried for a request, by reason "
-                "(breaker_open, quota_exhausted, unavailable, capability).",
-                ["model", "reason"],
-                registry=reg,
-            )
-        )
-        self._auth_failures = _Children(
-            Counter(
-                f"{p}_auth_failures_total",
-                "Upstream 401/403 answers: the credentials need an operator.",
-                ["model", "status_code"],
-                registry=reg,
-            )
-        )
-        self._semantic_failures = _Children(
-            Counter(
-                f"{p}_semantic_failures_total",
-                "200 answers that were not answers (empty candidates, schema-invalid JSON).",
-                ["model", "kind"],
-                registry=reg,
-            )
-        )
-
-        # -- stream continuation ------------------------------------------------------
-        self._continuations = _Children(
-            Counter(
-                f"{p}_continuations_total",
-                "Broken streams continued on another model.",
-                ["from_model", "to_model", "reason"],
-                registry=reg,
-            )
-        )
-        self._overlap_trimmed = _Children(
-            Counter(
-                f"{p}_continuation_overlap_trimmed_characters_total",
-                "Characters of repeated text removed when stitching a continued stream.",
-                ["to_model"],
-                registry=reg,
-            )
-        )
-
-        # -- shared state backend -----------------------------------------------------
-        self._backend_health = _Children(
-            Gauge(
-                f"{p}_state_backend_healthy",
-                "1 when the model-state backend (memory / redis) is healthy, 0 when degraded.",
-                ["backend"],
-                registry=reg,
-            )
-        )
-
-        # -- series that must exist from the start ------------------------------------
-        for model in every:
-            self._breaker_state.get(model).set(0)
-            self._requests.get(model, "ok")
-            for status in _AUTH_STATUSES:
-                self._auth_failures.get(model, status)
-            for reason in _SHED_REASONS:
-                self._sheds.get(model, reason)
-            for from_state, to_state in _OPEN_TRANSITIONS:
-                self._breaker_transitions.get(model, from_state, to_state)
+        self._families = {d.name: _Family(d, self.registry) for d in METRICS}
+        self._active = _ActiveModels(self._families["active_model"], chains)
+        for family in self._families.values():
+            for model in every:
+                for tail in family.definition.per_model:
+                    family.child((model, *tail))
         if initial_backend is not None:
-            self._backend_health.get(initial_backend).set(1)
+            self._families["state_backend_healthy"].child((initial_backend,)).set(1)
+        self._handlers: dict[type[Event], _Handler] = {}
+        for kind in EVENT_TYPES:
+            updates = [self._compile(kind, u) for u in kind.spec.metrics]
+            if updates:
+                self._handlers[kind] = _all(updates)
 
-        super().__init__()
-
-    # -- public API -------------------------------------------------------------------
+    def handle(self, event: Event) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
 
     @property
     def active_model(self) -> str:
         """The model the gauge reports as taking traffic (of the first chain)."""
-        return self._active[0]
+        return self._active.active[0]
 
     @property
     def active_models(self) -> tuple[str, ...]:
         """The active model of every chain, in the order the chains were given."""
-        return tuple(self._active)
+        return tuple(self._active.active)
 
     def render(self, accept: str | None = None) -> tuple[bytes, str]:
         """Exposition of this registry and its content type.
@@ -384,92 +235,110 @@ class ManagerMetrics(EventHandler):
                 return encoder(self.registry), content_type
         return generate_latest(self._exposed), CONTENT_TYPE_PLAIN_0_0_4
 
-    # -- label hygiene ----------------------------------------------------------------
+    def _compile(self, kind: type[Event], update: Update) -> _Handler:
+        """The function that applies one declared update to an event (built once)."""
+        problems = update_problems(update, METRICS_BY_NAME)
+        if problems:
+            raise ValueError(f"{kind.__name__} declares a bad metric update: {problems}")
+        if isinstance(update, Activate):
+            switch = self._active.switch
+            model_of, previous_of = attrgetter(update.model), attrgetter(update.previous)
+            return lambda e: switch(model_of(e), previous_of(e))
+        raw_of, known = _children(self._families[update.metric], update.labels)
+        if isinstance(update, Observe):
+            value_of = attrgetter(update.value)
 
-    def _reason(self, reason: str) -> str:
-        """A short reason token: text after the first colon is dropped, length capped."""
-        cached = self._reason_cache.get(reason)
-        if cached is None:
-            cached = reason.split(":", 1)[0].strip()[:_MAX_LABEL_LEN] or "unknown"
-            if len(self._reason_cache) < 1024:
-                self._reason_cache[reason] = cached
-        return cached
+            def observe(e: Any) -> None:
+                known[raw_of(e)].observe(value_of(e))
 
-    # -- handlers ---------------------------------------------------------------------
+            return observe
+        if isinstance(update, Set):
+            gauge_value = reader(update.value)
 
-    def _on_attempt(self, e: AttemptFinished) -> None:
-        self._requests.get(e.model, e.status).inc()
-        self._attempt_latency.get(e.model, e.operation).observe(e.latency)
+            def set_gauge(e: Any) -> None:
+                value = gauge_value(e)
+                if value is not None:
+                    known[raw_of(e)].set(value)
 
-    def _on_retry(self, e: RetryScheduled) -> None:
-        self._retries.get(e.model, str(e.category)).inc()
+            return set_gauge
+        if update.by is None and update.unless is None:
 
-    def _on_retry_budget(self, e: RetryBudgetExhausted) -> None:
-        self._retry_budget_exhausted.get(e.model).inc()
+            def inc(e: Any) -> None:
+                known[raw_of(e)].inc()
 
-    def _on_breaker(self, e: BreakerTransition) -> None:
-        value = BREAKER_STATE_VALUES.get(e.to_state)
-        if value is not None:
-            self._breaker_state.get(e.model).set(value)
-        if not e.remote:
-            self._breaker_transitions.get(e.model, e.from_state, e.to_state).inc()
+            return inc
+        skip = attrgetter(update.unless) if update.unless is not None else (lambda _e: False)
+        if update.by is None:
 
-    def _on_failover(self, e: FailoverEvent) -> None:
-        self._failovers.get(e.from_model, e.to_model, self._reason(e.reason)).inc()
+            def inc_unless(e: Any) -> None:
+                if not skip(e):
+                    known[raw_of(e)].inc()
 
-    def _on_skipped(self, e: ModelSkipped) -> None:
-        self._skipped.get(e.model, self._reason(e.reason)).inc()
+            return inc_unless
+        amount_of = attrgetter(update.by)
 
-    def _on_rate_limit_wait(self, e: RateLimitWait) -> None:
-        self._rate_limit_waits.get(e.model).inc()
-        self._rate_limit_wait_seconds.get(e.model).observe(e.seconds)
+        def inc_by(e: Any) -> None:
+            amount = amount_of(e)
+            if amount > 0 and not skip(e):  # no update, and no series, for 0
+                known[raw_of(e)].inc(amount)
 
-    def _on_shed(self, e: RequestShed) -> None:
-        self._sheds.get(e.model, self._reason(e.reason)).inc()
+        return inc_by
 
-    def _on_quota(self, e: QuotaExhausted) -> None:
-        self._quota_exhausted.get(e.model).inc()
 
-    def _on_unavailable(self, e: ModelUnavailable) -> None:
-        self._model_unavailable.get(e.model).inc()
+#: Children cached per update by the raw attribute values, so that the label
+#: transforms (reason tokens, ...) run once per distinct value; bounded, since a raw
+#: value may be free text ("capability: input of 2,000,000 tokens").
+_MAX_KNOWN: Final = 4096
 
-    def _on_semantic(self, e: SemanticFailure) -> None:
-        self._semantic_failures.get(e.model, self._reason(e.kind)).inc()
 
-    def _on_auth(self, e: AuthFailure) -> None:
-        self._auth_failures.get(e.model, e.status).inc()
+class _Known(dict[Any, Any]):
+    """The children of one update, by the raw attribute values its labels come from;
+    a miss (``__missing__``, so a hit is one dict subscript) applies the label
+    transforms and finds the child."""
 
-    def _on_continuation(self, e: ContinuationEvent) -> None:
-        self._continuations.get(e.from_model, e.to_model, self._reason(e.reason)).inc()
-        if e.overlap_trimmed > 0:
-            self._overlap_trimmed.get(e.to_model).inc(e.overlap_trimmed)
+    __slots__ = ("_family", "_single", "_transforms")
 
-    def _on_active(self, e: ActiveModelChanged) -> None:
-        new = e.model
-        # A model outside every chain joins the chain of the model it replaces.
-        index = self._chain_of.get(new)
-        if index is None:
-            index = self._chain_of.get(e.previous, 0) if e.previous is not None else 0
-        current = self._active[index]
-        if new == current:
-            return
-        self._active_children[current].set(0)
-        if e.previous is not None and e.previous != current:
-            previous_child = self._active_children.get(e.previous)
-            if previous_child is not None:
-                previous_child.set(0)
-        child = self._active_children.get(new)
-        if child is None:
-            child = self._active_model.labels(new, self._roles.get(new, UNLISTED_ROLE))
-            self._active_children[new] = child
-        child.set(1)
-        self._active[index] = new
+    def __init__(self, family: _Family, transforms: list[Callable[[Any], Any] | None]) -> None:
+        super().__init__()
+        self._family = family
+        self._transforms = transforms
+        self._single = len(transforms) == 1
 
-    def _on_backend(self, e: StateBackendHealth) -> None:
-        self._backend_health.get(e.backend).set(1 if e.healthy else 0)
+    def __missing__(self, raw: Any) -> Any:
+        values = (raw,) if self._single else raw
+        key = tuple(v if f is None else f(v) for f, v in zip(self._transforms, values, strict=True))
+        child = self._family.child(key)
+        if len(self) < _MAX_KNOWN:
+            self[raw] = child
+        return child
 
-    def _on_request_finished(self, e: RequestFinished) -> None:
-        self._call_duration.get(e.operation, self._reason(e.outcome)).observe(e.duration)
+
+def _children(family: _Family, labels: Mapping[str, Source]) -> tuple[Callable[[Any], Any], _Known]:
+    """For one update of *family*: a reader of the raw attribute values its labels
+    come from (one ``attrgetter``) and the cache of children by those values."""
+    ordered = [labels[name] for name in family.definition.labels]
+    attrs = [attr_of(s) for s in ordered]
+    return attrgetter(*attrs), _Known(family, [transform(s) for s in ordered])
+
+
+def _all(handlers: list[_Handler]) -> _Handler:
+    if len(handlers) == 1:
+        return handlers[0]
+    first, *rest = handlers
+    if len(rest) == 1:
+        second = rest[0]
+
+        def both(e: Any) -> None:
+            first(e)
+            second(e)
+
+        return both
+
+    def each(e: Any) -> None:
+        for handler in handlers:
+            handler(e)
+
+    return each
 
 
 def sample_events(chain: Sequence[str] = ("gemini-2.5-pro", "gemini-2.5-flash")) -> list[Event]:

@@ -3,15 +3,53 @@
 Polly v8 / Resilience4j style: the pipeline emits typed events and knows nothing of
 Prometheus or structlog. Subscribers are called synchronously, in order, and must be
 cheap; a subscriber that raises is a bug and propagates.
+
+Each event declares once, in its ``spec``, the log line it produces and the metrics it
+feeds (see :mod:`gemini_failover.resilience.event_spec`); the event logger and the
+Prometheus metrics derive their handling from these declarations. Adding an event is
+one class here with its ``spec`` (and, for a new metric, one row in the metrics table
+of ``observability/metric_defs.py``).
 """
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar, Final
 
 from gemini_failover.resilience.errors import Category
+from gemini_failover.resilience.event_spec import (
+    Activate,
+    AsStr,
+    ByValue,
+    Const,
+    Count,
+    EventSpec,
+    IsoTime,
+    Log,
+    Lookup,
+    Observe,
+    Rounded,
+    Set,
+    Text,
+    Token,
+)
+
+#: Breaker states as values of the ``circuit_breaker_state`` gauge.
+BREAKER_STATE_VALUES: Final[dict[str, float]] = {
+    "closed": 0.0,
+    "half_open": 1.0,
+    "half-open": 1.0,
+    "open": 2.0,
+}
+
+AUTH_ACTION: Final = (
+    "Gemini rejected the credentials (HTTP {e.status}) for {e.model}: the API key needs "
+    "operator attention (check GEMINI_API_KEY / GOOGLE_API_KEY, the key's API "
+    "restrictions and the project's access to this model). Requests fail at once and "
+    "are not failed over until it is fixed."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +63,23 @@ class AttemptFinished:
     latency: float  # seconds
     operation: str  # generate / stream / count_tokens / embed
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "attempt_finished",
+            "debug",
+            request_id="request_id",
+            model="model",
+            status="status",
+            category=AsStr("category"),
+            latency_s=Rounded("latency", 4),
+            operation="operation",
+        ),
+        (
+            Count("requests_total", model="model", status_code="status"),
+            Observe("request_latency_seconds", "latency", model="model", operation="operation"),
+        ),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RetryScheduled:
@@ -33,11 +88,28 @@ class RetryScheduled:
     category: Category
     wait: float  # seconds before the next attempt
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "retry_scheduled",
+            "debug",
+            request_id="request_id",
+            model="model",
+            category=AsStr("category"),
+            wait_s=Rounded("wait", 3),
+        ),
+        (Count("retries_total", model="model", category=AsStr("category")),),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RetryBudgetExhausted:
     request_id: str
     model: str
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("retry_budget_exhausted", "warning", request_id="request_id", model="model"),
+        (Count("retry_budget_exhausted_total", model="model"),),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +121,30 @@ class BreakerTransition:
     epoch: int
     remote: bool = False  # applied from another instance (shared state)
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "circuit_breaker_transition",
+            ByValue("to_state", {"open": "warning"}, default="info"),
+            model="model",
+            from_state="from_state",
+            to_state="to_state",
+            reason="reason",
+            epoch="epoch",
+            remote="remote",
+        ),
+        (
+            Set("circuit_breaker_state", Lookup("to_state", BREAKER_STATE_VALUES), model="model"),
+            # Changes applied from shared state are counted by the instance that decided.
+            Count(
+                "circuit_breaker_transitions_total",
+                unless="remote",
+                model="model",
+                from_state="from_state",
+                to_state="to_state",
+            ),
+        ),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class FailoverEvent:
@@ -56,6 +152,25 @@ class FailoverEvent:
     from_model: str
     to_model: str
     reason: str  # a Category value, or "breaker_open", "quota_exhausted", "spill", ...
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "failover",
+            "warning",
+            request_id="request_id",
+            from_model="from_model",
+            to_model="to_model",
+            reason="reason",
+        ),
+        (
+            Count(
+                "failover_events_total",
+                from_model="from_model",
+                to_model="to_model",
+                reason=Token("reason"),
+            ),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +181,31 @@ class ModelSkipped:
     model: str
     reason: str  # "breaker_open", "quota_exhausted", "unavailable", "capability: ..."
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("model_skipped", "debug", request_id="request_id", model="model", reason="reason"),
+        (Count("skipped_models_total", model="model", reason=Token("reason")),),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitWait:
     request_id: str
     model: str
     seconds: float
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "rate_limit_wait",
+            "debug",
+            request_id="request_id",
+            model="model",
+            wait_s=Rounded("seconds", 3),
+        ),
+        (
+            Count("rate_limit_waits_total", model="model"),
+            Observe("rate_limit_wait_seconds", "seconds", model="model"),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,17 +215,39 @@ class RequestShed:
     reason: str  # "rate_limited", "deadline", "overloaded", "retry_budget"
     retry_after: float | None
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "request_shed",
+            "warning",
+            request_id="request_id",
+            model="model",
+            reason="reason",
+            retry_after_s="retry_after",
+        ),
+        (Count("shed_requests_total", model="model", reason=Token("reason")),),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class QuotaExhausted:
     model: str
     until: float  # wall-clock time the quota resets
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("quota_exhausted", "warning", model="model", until=IsoTime("until")),
+        (Count("quota_exhausted_total", model="model"),),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class ModelUnavailable:
     model: str
     until: float
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("model_unavailable", "warning", model="model", until=IsoTime("until")),
+        (Count("model_unavailable_total", model="model"),),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +256,30 @@ class SemanticFailure:
     model: str
     kind: str  # "empty", "schema", ...
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("semantic_failure", "info", request_id="request_id", model="model", kind="kind"),
+        (Count("semantic_failures_total", model="model", kind=Token("kind")),),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class AuthFailure:
     model: str
     status: str  # "401" / "403"
     message: str
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "auth_failure",
+            "error",  # an operator must act
+            model="model",
+            status="status",
+            category=Const("auth"),
+            upstream_message="message",
+            action=Text(AUTH_ACTION),
+        ),
+        (Count("auth_failures_total", model="model", status_code="status"),),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +291,42 @@ class ContinuationEvent:
     reason: str
     overlap_trimmed: int  # characters of repeated text removed
 
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "stream_continued",
+            "info",
+            request_id="request_id",
+            from_model="from_model",
+            to_model="to_model",
+            at_char="at_char",
+            reason="reason",
+            overlap_trimmed="overlap_trimmed",
+        ),
+        (
+            Count(
+                "continuations_total",
+                from_model="from_model",
+                to_model="to_model",
+                reason=Token("reason"),
+            ),
+            Count(
+                "continuation_overlap_trimmed_characters_total",
+                by="overlap_trimmed",
+                to_model="to_model",
+            ),
+        ),
+    )
+
 
 @dataclass(frozen=True, slots=True)
 class ActiveModelChanged:
     model: str
     previous: str | None
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("active_model_changed", "info", model="model", previous="previous"),
+        (Activate("active_model", model="model", previous="previous"),),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +334,18 @@ class StateBackendHealth:
     backend: str  # "memory" / "redis"
     healthy: bool
     detail: str
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "state_backend_health",
+            ByValue("healthy", {True: "info"}, default="warning"),
+            changes_only=("backend", "healthy"),
+            backend="backend",
+            healthy="healthy",
+            detail="detail",
+        ),
+        (Set("state_backend_healthy", "healthy", backend="backend"),),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +356,24 @@ class RequestFinished:
     outcome: str  # "ok" or a Category value
     duration: float
     failovers: int
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "request_finished",
+            "debug",
+            request_id="request_id",
+            operation="operation",
+            served_by="served_by",
+            outcome="outcome",
+            duration_s=Rounded("duration", 4),
+            failovers="failovers",
+        ),
+        (
+            Observe(
+                "call_duration_seconds", "duration", operation="operation", outcome=Token("outcome")
+            ),
+        ),
+    )
 
 
 Event = (
@@ -177,40 +412,5 @@ class EventBus:
             subscriber(event)
 
 
-#: The short name of each event type: a subscriber's handler for it is ``_on_<name>``.
-HANDLER_NAMES: dict[type[Event], str] = {
-    AttemptFinished: "attempt",
-    RetryScheduled: "retry",
-    RetryBudgetExhausted: "retry_budget",
-    BreakerTransition: "breaker",
-    FailoverEvent: "failover",
-    ModelSkipped: "skipped",
-    RateLimitWait: "rate_limit_wait",
-    RequestShed: "shed",
-    QuotaExhausted: "quota",
-    ModelUnavailable: "unavailable",
-    SemanticFailure: "semantic",
-    AuthFailure: "auth",
-    ContinuationEvent: "continuation",
-    ActiveModelChanged: "active",
-    StateBackendHealth: "backend",
-    RequestFinished: "request_finished",
-}
-
-
-class EventHandler:
-    """Base for subscribers that handle some event types: ``handle`` dispatches each
-    event to the method ``_on_<name>`` (see HANDLER_NAMES) with one dict lookup, and
-    ignores the types a subclass has no method for."""
-
-    def __init__(self) -> None:
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            kind: getattr(self, f"_on_{name}")
-            for kind, name in HANDLER_NAMES.items()
-            if hasattr(self, f"_on_{name}")
-        }
-
-    def handle(self, event: Event) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
+#: Every event type, in declaration order.
+EVENT_TYPES: Final[tuple[type[Event], ...]] = typing.get_args(Event)

@@ -16,16 +16,14 @@ import asyncio
 import contextlib
 import functools
 import itertools
-import json
 import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
-from jsonschema import SchemaError
-from jsonschema.validators import validator_for
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
+from gemini_failover import jsonschema_worker
 from gemini_failover.config import Settings
 from gemini_failover.protocol import Backend, GenerationRequest, Turn
 from gemini_failover.resilience import events as ev
@@ -248,12 +246,12 @@ class FailoverManager:
         self, request: GenerationRequest, *, request_id: str | None = None
     ) -> Result:
         req = self._new_request("generate", request_id)
-        validate = self._validator(request)
+        validate = await self._validator(request)
         start = self.clock.monotonic()
 
         async def call(model: str, timeout: float) -> Result:
             result = await self.backend.generate(model, request, timeout=timeout)
-            parsed = validate(result.text)
+            parsed = await validate(result.text) if validate is not None else None
             return Result(result.text, result.finish_reason, result.usage, req.provenance, parsed)
 
         result = await self._run(req, self.chain, Needs.of(request), call, start)
@@ -311,6 +309,18 @@ class FailoverManager:
                     await asyncio.wait_for(asyncio.shield(state.info_task), timeout)
         return state.profile
 
+    async def fetch_profiles(self, timeout: float = PROFILE_TIMEOUT) -> None:
+        """Fetch every model's limits not known yet (models.get, in the background,
+        shared with requests) and wait up to ``timeout`` s for them."""
+        tasks = []
+        for state in self._models.values():
+            if state.info is None and self.clock.monotonic() >= state.info_retry_at:
+                if state.info_task is None:
+                    state.info_task = asyncio.create_task(self._fetch_info(state))
+                tasks.append(state.info_task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)  # never cancels them
+
     async def _fetch_info(self, state: ModelState) -> None:
         try:
             state.info = await self.backend.model_info(state.name, timeout=PROFILE_TIMEOUT)
@@ -327,31 +337,19 @@ class FailoverManager:
 
     # -- validation -------------------------------------------------------------------
 
-    def _validator(self, request: GenerationRequest) -> Callable[[str], Any]:
+    async def _validator(
+        self, request: GenerationRequest
+    ) -> Callable[[str], Awaitable[Any]] | None:
+        """None without a schema; else the schema is checked now (off the event loop,
+        see jsonschema_worker) and the answer validator is returned."""
         schema = request.response_schema
         if schema is None:
-            return _no_validation
+            return None
         try:
-            validator = _schema_validator(json.dumps(schema, sort_keys=True))
-        except SchemaError as exc:
-            raise RequestFailed(
-                Category.BAD_REQUEST, f"invalid JSON Schema: {exc.message}"
-            ) from None
-
-        def validate(text: str) -> Any:
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise SchemaViolation(f"structured output is not JSON: {exc.msg}") from None
-            error = next(iter(validator.iter_errors(value)), None)
-            if error is not None:
-                where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-                raise SchemaViolation(
-                    f"structured output violates the schema at {where}: {error.message}"
-                )
-            return value
-
-        return validate
+            await jsonschema_worker.check_schema(schema)
+        except jsonschema_worker.SchemaRefused as exc:
+            raise RequestFailed(Category.BAD_REQUEST, f"invalid JSON Schema: {exc}") from None
+        return functools.partial(_validate_answer, schema)
 
     # -- the engine -------------------------------------------------------------------
 
@@ -716,19 +714,14 @@ class FailoverManager:
         return out
 
 
-@functools.lru_cache(maxsize=256)
-def _schema_validator(schema_json: str) -> Any:
-    """A compiled validator per schema (a pure function of it, so cached process-wide).
-    Raises SchemaError for an invalid schema."""
-    schema = json.loads(schema_json)
-    cls = validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+async def _validate_answer(schema: Any, text: str) -> Any:
+    """The parsed answer; SchemaViolation when it is not JSON, violates the schema, or
+    cannot be checked within the deadline (a semantic failure: retried, failed over)."""
+    try:
+        return await jsonschema_worker.validate(schema, text)
+    except (jsonschema_worker.AnswerInvalid, jsonschema_worker.SchemaRefused) as exc:
+        raise SchemaViolation(str(exc)) from None
 
 
 def _retryable(exc: BaseException) -> bool:
     return classify(exc).action.retry_same_model
-
-
-def _no_validation(text: str) -> None:
-    return None

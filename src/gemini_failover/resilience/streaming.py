@@ -80,7 +80,7 @@ class ManagedStream:
         m, req = self._m, self._req
         started = m.clock.monotonic()
         needs = Needs.of(self._request)
-        validate = m._validator(self._request)
+        validate = await m._validator(self._request)
         prov = req.provenance
         route = Route(m, req, m.chain, needs)
         try:
@@ -111,7 +111,7 @@ class ManagedStream:
                     self._report_continuation(broke_on, state.name, route.left_reason, at_char)
                 if self._buffered:
                     text = outcome.buffer
-                    parsed = validate(text)
+                    parsed = await validate(text) if validate is not None else None
                     if text:
                         yield text
                 else:
@@ -222,8 +222,8 @@ class ManagedStream:
             if self._buffered:
                 if not text:
                     raise EmptyResponse(f"{state.name} streamed no text")
-                if self._request.structured:
-                    m._validator(self._request)(text)
+                if (validate := await m._validator(self._request)) is not None:
+                    await validate(text)
             elif not stitcher.text:
                 raise EmptyResponse(f"{state.name} streamed no text")
         except UPSTREAM_ERRORS as exc:

@@ -14,7 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resources import FunctionResource
 
 from gemini_failover import __version__
-from gemini_failover.tools.handlers import HealthSource, ManagerSource, register_tools
+from gemini_failover.tools.handlers import HealthSource, ManagerSource, build_tools
 
 if TYPE_CHECKING:
     from gemini_failover.config import Settings
@@ -74,8 +74,8 @@ def assemble_server(
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=_LOG_LEVELS.get(log_level, "INFO"),
+        tools=list(build_tools(get_manager, health)),
     )
-    register_tools(server, get_manager, health)
 
     async def read_health() -> str:
         return json.dumps(await health(), indent=2)

@@ -5,18 +5,30 @@ and the security in front of them.
   ``/healthz`` and ``/readyz`` needs ``Authorization: Bearer <token>`` (compared in
   constant time); otherwise 401 with ``WWW-Authenticate: Bearer``.
 - DNS rebinding: Host and Origin must be on the allow-list (loopback names by default,
-  plus ``--allowed-host``), else 421 / 403. A non-loopback bind needs a token; without
-  an explicit allow-list its Host check is off (the token is what protects it).
+  plus ``--allowed-host``), else 421 / 403. A non-loopback bind needs a token of at
+  least MIN_PUBLIC_TOKEN_CHARS characters; without an explicit allow-list its Host
+  check is off (the token is what protects it).
+- Only HTTP reaches the app: a WebSocket scope is closed (HTTP 403) before any of it
+  runs, other scope types are ignored; the lifespan passes through.
+- Limits (settings ``http.*``): request headers must arrive within ``header_timeout``
+  (uvicorn only times out idle keep-alive connections, so :func:`guarded_h11` adds
+  it), idle keep-alive connections close after ``idle_timeout``, connections beyond
+  ``max_connections`` are closed as they are accepted, and at most ``max_sessions``
+  MCP sessions (streamable HTTP: the SDK's cap; SSE: :class:`SessionCap`) are open.
+  Bodies are capped at MAX_BODY_BYTES, derived from the tool limits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+import h11
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -25,9 +37,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from gemini_failover.jsonschema_guard import MAX_SCHEMA_BYTES
 from gemini_failover.server.runtime import Runtime, StartupError
 from gemini_failover.tools.validation import MAX_INPUT_BYTES
+
+if TYPE_CHECKING:
+    from gemini_failover.config import HttpSettings
+
+log = logging.getLogger("gemini_failover.server")
 
 HttpTransport = Literal["http", "sse"]
 
@@ -36,8 +55,16 @@ OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 MCP_PATH = "/mcp"
 SSE_PATH = "/sse"
 SSE_MESSAGES_PATH = "/messages/"
-#: Room for a maximal prompt encoded as JSON (escapes) plus the envelope.
-MAX_BODY_BYTES = 2 * MAX_INPUT_BYTES + 64 * 1024
+#: JSON may write any character as ``\\uXXXX``: 6 bytes for a 1-byte UTF-8 character
+#: (the worst ratio; 2-byte characters: 3x, 3-byte: 2x, 4-byte as a surrogate pair: 3x).
+JSON_ESCAPE_FACTOR = 6
+#: JSON-RPC envelope, argument names, chat turn objects (1000 of them), options.
+ENVELOPE_BYTES = 256 * 1024
+#: Every call the tool limits admit fits: the whole input (4 MiB of UTF-8) and the
+#: schema (64 KiB), each fully escaped, plus the envelope: about 24.6 MiB.
+MAX_BODY_BYTES = JSON_ESCAPE_FACTOR * (MAX_INPUT_BYTES + MAX_SCHEMA_BYTES) + ENVELOPE_BYTES
+#: Shortest bearer token accepted on a non-loopback bind.
+MIN_PUBLIC_TOKEN_CHARS = 16
 
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
@@ -62,11 +89,20 @@ class Security:
 
     @staticmethod
     def for_bind(host: str, token: str | None, extra_hosts: Sequence[str] = ()) -> Security:
-        """The policy for a server bound to ``host``; refuses an open non-loopback bind."""
+        """The policy for a server bound to ``host``; refuses an open non-loopback bind
+        (no token, a blank one, or one shorter than MIN_PUBLIC_TOKEN_CHARS)."""
+        token = token.strip() if token else None  # compared with the header's, stripped
         if not is_loopback(host) and not token:
             raise StartupError(
-                f"refusing to listen on {host} without GEMINI_FAILOVER_AUTH_TOKEN: anyone who "
-                "can reach it could spend your Gemini quota. Set a token, or bind 127.0.0.1"
+                f"refusing to listen on {host} without GEMINI_FAILOVER_AUTH_TOKEN (it is unset "
+                "or blank): anyone who can reach it could spend your Gemini quota. Set a "
+                "token, or bind 127.0.0.1"
+            )
+        if not is_loopback(host) and token and len(token) < MIN_PUBLIC_TOKEN_CHARS:
+            raise StartupError(
+                f"refusing to listen on {host} with a GEMINI_FAILOVER_AUTH_TOKEN of "
+                f"{len(token)} characters: use at least {MIN_PUBLIC_TOKEN_CHARS} random "
+                "characters (e.g. `openssl rand -hex 32`), or bind 127.0.0.1"
             )
         names = [*(_LOOPBACK_NAMES if is_loopback(host) else ()), *extra_hosts]
         if not names:
@@ -111,8 +147,12 @@ class SecurityMiddleware:
         self._token = security.token.encode() if security.token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.security.open_paths:
+        kind = scope["type"]
+        if kind == "lifespan" or (kind == "http" and scope["path"] in self.security.open_paths):
             await self.app(scope, receive, send)
+            return
+        if kind != "http":
+            await _refuse_scope(scope, receive, send)
             return
         headers = Headers(scope=scope)
         response = self._check_host(headers) or self._check_token(headers)
@@ -141,6 +181,17 @@ class SecurityMiddleware:
         if not hmac.compare_digest(credentials.strip().encode(), self._token):
             return _unauthorized("invalid bearer token", "invalid_token")
         return None
+
+
+async def _refuse_scope(scope: Scope, receive: Receive, send: Send) -> None:
+    """Everything but HTTP: a WebSocket handshake is refused (the server answers 403),
+    anything else is dropped. Neither reaches the app nor skips the checks above."""
+    if scope["type"] == "websocket":
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 1008, "reason": "HTTP only"})
+        return
+    log.warning("ignored an ASGI %r scope: only HTTP is served", scope["type"])
 
 
 def _error(status: int, code: str, description: str) -> Response:
@@ -202,6 +253,30 @@ class _ProbeRouter:
             await self.app(scope, receive, send)
 
 
+class SessionCap:
+    """At most ``limit`` SSE sessions: a session lives as long as its GET /sse
+    request, so the excess is answered 503 before the SDK opens one."""
+
+    def __init__(self, app: ASGIApp, limit: int, path: str = SSE_PATH) -> None:
+        self.app, self.limit, self.path = app, limit, path
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self.path or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self.limit:
+            response = _error(503, "too_many_sessions", f"{self.limit} SSE sessions are open")
+            response.headers["Retry-After"] = "5"
+            await response(scope, receive, send)
+            return
+        self.open += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open -= 1
+
+
 def build_http_app(
     runtime: Runtime,
     server: MCPServer,
@@ -210,19 +285,22 @@ def build_http_app(
 ) -> ASGIApp:
     """The ASGI app of an HTTP transport, secured. ``runtime`` must be started before
     the first request: the app never owns the manager."""
+    max_sessions = runtime.settings.http.max_sessions
     if transport == "http":
-        app: Starlette = server.streamable_http_app(
+        app: ASGIApp = server.streamable_http_app(
             streamable_http_path=MCP_PATH,
             transport_security=security.transport_security(),
             max_request_body_size=MAX_BODY_BYTES,
+            max_sessions=max_sessions,
         )
     else:
-        app = server.sse_app(
+        sse = server.sse_app(
             sse_path=SSE_PATH,
             message_path=SSE_MESSAGES_PATH,
             transport_security=security.transport_security(),
             max_request_body_size=MAX_BODY_BYTES,
         )
+        app = SessionCap(sse, max_sessions)
     routes = probe_routes(runtime)
     probes = Starlette(routes=routes)
     router = _ProbeRouter(probes, frozenset(r.path for r in routes), app)
@@ -232,3 +310,67 @@ def build_http_app(
 def metrics_app(runtime: Runtime, security: Security) -> ASGIApp:
     """The standalone /metrics (+ probes) app for ``--metrics-port`` next to stdio."""
     return SecurityMiddleware(Starlette(routes=probe_routes(runtime)), security)
+
+
+# -- connection limits (uvicorn's h11 protocol, guarded) ----------------------------------
+
+
+def guarded_h11(limits: HttpSettings) -> type[H11Protocol]:
+    """uvicorn's h11 protocol with a header timeout and a connection cap.
+
+    uvicorn times out a keep-alive connection only once a response has been sent: a
+    client that connects and sends nothing, or half a request line, holds a file
+    descriptor for ever. Here every request's headers must be complete within
+    ``limits.header_timeout`` seconds of the connection opening (or of the first byte
+    of the next request on a kept-alive one), and a connection accepted while
+    ``limits.max_connections`` are open is closed at once.
+    """
+
+    class GuardedH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)  # type: ignore[arg-type]
+            if len(self.connections) > limits.max_connections:
+                log.warning("connection refused: %d connections open", limits.max_connections)
+                self.transport.close()
+                return
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and self.conn.their_state is h11.IDLE:
+                self._arm()
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expired(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol
+
+
+def uvicorn_limits(limits: HttpSettings) -> dict[str, Any]:
+    """uvicorn.Config arguments for the HTTP limits (and HTTP only: no WebSocket)."""
+    return {
+        "http": guarded_h11(limits),
+        "ws": "none",
+        "timeout_keep_alive": limits.idle_timeout,
+        # uvicorn answers 503 to a request while this many connections or tasks are
+        # open; one more than the cap, which guarded_h11 enforces at accept.
+        "limit_concurrency": limits.max_connections + 1,
+    }

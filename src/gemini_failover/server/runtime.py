@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -70,9 +71,16 @@ def register_secrets(settings: Settings) -> None:
     """Tell the log redactor about every credential in the settings."""
     from gemini_failover.observability.logging import register_secret
 
-    for secret in (settings.api_key, settings.auth_token, settings.redis_url):
+    for secret in (settings.api_key, settings.auth_token):
         if secret is not None:
             register_secret(secret.get_secret_value())
+    if settings.redis_url is not None:
+        # Only its password is a secret: the health detail names the URL with the
+        # password masked, and must not lose the host and port to the redactor.
+        password = urllib.parse.urlsplit(settings.redis_url.get_secret_value()).password
+        if password:
+            register_secret(password)
+            register_secret(urllib.parse.unquote(password))
 
 
 def _make_store(settings: Settings) -> StateStore | None:
@@ -95,26 +103,19 @@ class Runtime:
 
     ``emulator=True`` starts an in-process Gemini emulator on a free loopback port and
     points the backend at it (no API key needed); ``emulator_scenario`` configures it.
-    Raises StartupError at construction when there is no API key (and no emulator).
-
-    ``settings_loader`` instead of ``settings``: the settings are loaded by ``start()``
-    (in a worker thread; a ConfigError or a missing key then fails start()).
+    Raises StartupError at construction when there is no API key (and no emulator):
+    the one place the key is checked.
     """
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         *,
-        settings_loader: Callable[[], Settings] | None = None,
         emulator: bool = False,
         emulator_scenario: str | None = None,
     ) -> None:
-        if (settings is None) == (settings_loader is None):
-            raise TypeError("give settings or settings_loader (one of them)")
-        if settings is not None:
-            require_api_key(settings, emulator)
+        require_api_key(settings, emulator)
         self._settings = settings
-        self._settings_loader = settings_loader
         self.emulator_mode = emulator
         self._scenario = emulator_scenario
         self.emulator: Emulator | None = None
@@ -142,33 +143,20 @@ class Runtime:
     ) -> None:
         await self.aclose()
 
-    async def start(
-        self,
-        *,
-        warm_up: bool = True,
-        on_settings: Callable[[Settings], None] | None = None,
-    ) -> None:
+    async def start(self, *, warm_up: bool = True) -> None:
         """Build and start the manager (once). ``warm_up``: then import google.genai in
-        a worker thread, so the first call does not pay for it. ``on_settings`` is
-        called with the settings before anything else happens (to configure logging)."""
+        a worker thread, so the first call does not pay for it."""
         if self._manager is not None or self._failed is not None:
             raise RuntimeError("Runtime already started")
         try:
-            await self._start(warm_up, on_settings)
+            await self._start(warm_up)
         except BaseException as exc:
             self._failed = exc
             self._ready.set()
             raise
 
-    async def _start(self, warm_up: bool, on_settings: Callable[[Settings], None] | None) -> None:
+    async def _start(self, warm_up: bool) -> None:
         await asyncio.to_thread(_import_heavy)
-        if self._settings is None:
-            assert self._settings_loader is not None
-            loaded = await asyncio.to_thread(self._settings_loader)
-            require_api_key(loaded, self.emulator_mode)
-            self._settings = loaded
-        if on_settings is not None:
-            on_settings(self._settings)
         from gemini_failover.gemini.backend import GeminiBackend
         from gemini_failover.observability.logging import EventLogger
         from gemini_failover.observability.metrics import ManagerMetrics
@@ -235,8 +223,6 @@ class Runtime:
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            raise RuntimeError("settings not loaded yet (Runtime not started)")
         return self._settings
 
     @settings.setter
@@ -304,8 +290,7 @@ class Runtime:
         """The MCP server over this runtime; usable before start() has finished."""
         from gemini_failover.server.app import assemble_server
 
-        level = self._settings.log_level if self._settings is not None else "info"
-        return assemble_server(self.get_manager, self.health, log_level=level)
+        return assemble_server(self.get_manager, self.health, log_level=self._settings.log_level)
 
 
 __all__ = ["Runtime", "StartupError", "register_secrets", "require_api_key"]

@@ -1,12 +1,17 @@
 """``gemini-failover serve``: settings -> logging -> runtime -> one transport.
 
+Every transport validates first, before anything is served: the settings (one line
+naming the setting and its variable), the API key, the bind policy, the ports. Unknown
+GEMINI_FAILOVER_* variables are warned about. Then:
+
 stdio (default) speaks MCP on stdin/stdout, so every log line goes to stderr. To answer
-``initialize`` and ``tools/list`` about as fast as a bare MCPServer, the stdio path
-only checks that an API key is present before it starts serving; the settings, the
-logging stack and the failover manager are loaded by ``Runtime.start()`` while stdio
-is already answering (a bad setting then ends the process with the same clear error).
-The HTTP transports (streamable HTTP at /mcp, SSE at /sse) load everything first and
-run uvicorn on a socket bound here.
+``initialize`` and ``tools/list`` about as fast as a bare MCPServer, the logging stack
+and the failover manager are built by ``Runtime.start()`` while stdio is already
+answering. The HTTP transports (streamable HTTP at /mcp, SSE at /sse) build everything
+first and run uvicorn on a socket bound here.
+
+Right after the runtime has started, ``warm_up`` imports the request path and fetches
+the models' limits in the background, so the first tool calls do not wait for them.
 """
 
 from __future__ import annotations
@@ -14,22 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import anyio
 
-from gemini_failover.server.runtime import MISSING_KEY, Runtime, StartupError, register_secrets
+from gemini_failover.server.runtime import Runtime, StartupError
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from gemini_failover.config import Settings
+    from gemini_failover.config import HttpSettings, Settings
 
 log = logging.getLogger("gemini_failover.server")
 
@@ -37,9 +43,6 @@ Transport = Literal["stdio", "sse", "http"]
 
 #: Longest wait before the stdio runtime starts without being asked (see serve_stdio).
 STDIO_START_DELAY = 1.0
-
-#: Environment variables pydantic-settings reads the API key from (case-insensitive).
-API_KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +68,37 @@ def load(options: ServeOptions) -> Settings:
 
 
 def check(options: ServeOptions, settings: Settings) -> None:
-    """What would stop the server from serving: missing key, open non-loopback bind."""
-    from gemini_failover.server.runtime import require_api_key
-
-    require_api_key(settings, options.emulator)
+    """What would stop the server from serving besides the API key (which Runtime
+    checks): an open non-loopback bind."""
     if options.transport != "stdio" or _metrics_port(options, settings) is not None:
         from gemini_failover.server.http import Security
 
         Security.for_bind(_host(options, settings), _token(settings), options.allowed_hosts)
 
 
-def quick_key_check(options: ServeOptions) -> None:
-    """Without a config file the key can only come from the environment: fail now."""
-    if options.emulator or options.config_file is not None:
-        return
-    names = {name.upper() for name, value in os.environ.items() if value.strip()}
-    if not names.intersection(API_KEY_VARIABLES):
-        raise StartupError(MISSING_KEY)
+def check_scenario(path: str) -> None:
+    """An emulator scenario that cannot be read or is invalid: one line, before serving."""
+    from pydantic import ValidationError
+
+    from gemini_failover.emulator import load_scenario
+
+    try:
+        load_scenario(path)
+    except OSError as exc:
+        raise StartupError(f"--scenario {path}: {exc.strerror}") from None
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise StartupError(f"--scenario {path}: {where}: {first['msg']}") from None
+    except ValueError as exc:
+        raise StartupError(f"--scenario {path}: not valid JSON ({exc})") from None
+
+
+def warn_unknown_variables() -> None:
+    from gemini_failover.config import unknown_variables
+
+    for warning in unknown_variables():
+        log.warning("%s", warning)
 
 
 def _host(options: ServeOptions, settings: Settings) -> str:
@@ -114,11 +131,10 @@ def early_logging() -> None:
 
 
 def full_logging(settings: Settings) -> None:
-    """structlog to stderr, redacted; secrets registered with the redactor."""
+    """structlog to stderr, redacted (Runtime.start registers the secrets)."""
     from gemini_failover.observability.logging import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
-    register_secrets(settings)
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _EarlyHandler)]:
         root.removeHandler(handler)
@@ -147,9 +163,15 @@ def url_of(host: str, port: int) -> str:
 
 
 async def run_uvicorn(
-    app: ASGIApp, sock: socket.socket, *, lifespan: Literal["on", "off"] = "on"
+    app: ASGIApp,
+    sock: socket.socket,
+    limits: HttpSettings,
+    *,
+    lifespan: Literal["on", "off"] = "on",
 ) -> None:
     import uvicorn
+
+    from gemini_failover.server.http import uvicorn_limits
 
     config = uvicorn.Config(
         app,
@@ -158,6 +180,7 @@ async def run_uvicorn(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=5,
+        **uvicorn_limits(limits),
     )
     server = uvicorn.Server(config)
     try:
@@ -169,41 +192,55 @@ async def run_uvicorn(
 # -- transports -----------------------------------------------------------------------------
 
 
-def _settings_loaded(
-    options: ServeOptions, runtime: Runtime, tg: anyio.abc.TaskGroup, settings: Settings
+async def warm_up(runtime: Runtime) -> None:
+    """After start-up, in the background: import the request path (in a worker thread)
+    and fetch the models' limits, so the first tool calls wait for neither."""
+    from gemini_failover.tools.handlers import warm_up as import_request_path
+
+    await asyncio.to_thread(import_request_path)
+    await runtime.manager.fetch_profiles()
+
+
+async def _start_in_background(
+    runtime: Runtime,
+    options: ServeOptions,
+    tg: anyio.abc.TaskGroup,
+    metrics: socket.socket | None,
+    exit_on_failure: bool,
 ) -> None:
-    """Runs inside Runtime.start(), before any tool call can proceed: configure
-    logging, re-check the settings, and open the metrics port (listening at once, so
-    it accepts connections from the moment the first tool call succeeds)."""
+    """Start the runtime while stdio already answers; on a start-up error, stop (the
+    CLI prints the error, once)."""
+    settings = runtime.settings
+    # structlog is imported off the event loop: it is still writing the handshake.
+    await asyncio.to_thread(importlib.import_module, "gemini_failover.observability.logging")
     full_logging(settings)
-    check(options, settings)
-    metrics_port = _metrics_port(options, settings)
-    if metrics_port is not None:
+    if metrics is not None:
         from gemini_failover.server.http import Security, metrics_app
 
         host = _host(options, settings)
         security = Security.for_bind(host, _token(settings), options.allowed_hosts)
-        sock = bind(host, metrics_port)
-        sock.listen(128)
-        log.info("metrics at %s/metrics", url_of(host, sock.getsockname()[1]))
+        log.info("metrics at %s/metrics", url_of(host, metrics.getsockname()[1]))
         app = metrics_app(runtime, security)
-        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, sock)
-
-
-async def _start_in_background(
-    runtime: Runtime, options: ServeOptions, tg: anyio.abc.TaskGroup
-) -> None:
-    """Start the runtime while stdio already answers; on a start-up error, stop."""
+        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, metrics, settings.http)
     try:
-        await runtime.start(on_settings=functools.partial(_settings_loaded, options, runtime, tg))
-    except Exception as exc:
-        from gemini_failover.config import ConfigError
-
-        if not isinstance(exc, ConfigError | StartupError | OSError):
-            raise
-        log.error("start-up failed: %s", exc)
+        await runtime.start()
+    except (StartupError, OSError) as exc:
+        if exit_on_failure:
+            _exit_now(str(exc))
         runtime.fail(StartupError(str(exc)))
         tg.cancel_scope.cancel()
+        return
+    tg.start_soon(warm_up, runtime)
+
+
+def _exit_now(message: str) -> NoReturn:
+    """The CLI's one-line error, then exit. The stdio transport reads stdin in a worker
+    thread blocked in read(2), which no cancellation reaches: a normal shutdown would
+    wait for the client's next line. Nothing needs cleaning up: the runtime failed to
+    start, and an emulator or a metrics socket goes with the process."""
+    sys.stderr.write(f"gemini-failover: error: {message}\n")
+    sys.stderr.flush()
+    os._exit(2)
 
 
 class _StartAfterListing:
@@ -224,10 +261,18 @@ async def _kick_later(kick: Callable[[], None]) -> None:
     kick()
 
 
-async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
+async def serve_stdio(
+    runtime: Runtime,
+    options: ServeOptions,
+    metrics: socket.socket | None = None,
+    *,
+    exit_on_failure: bool = False,
+) -> None:
     """Serve stdio. The runtime starts after the client's first tools/list, on the
     first tool call, or STDIO_START_DELAY seconds after start, whichever comes first:
-    its imports then do not slow down the handshake."""
+    its imports then do not slow down the handshake. ``metrics``: a bound socket for
+    /metrics. ``exit_on_failure`` (the CLI): a start-up failure ends the process at
+    once (see _exit_now)."""
     server = runtime.build_server()
     try:
         async with anyio.create_task_group() as tg:
@@ -237,7 +282,9 @@ async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
                 nonlocal kicked
                 if not kicked:
                     kicked = True
-                    tg.start_soon(_start_in_background, runtime, options, tg)
+                    tg.start_soon(
+                        _start_in_background, runtime, options, tg, metrics, exit_on_failure
+                    )
 
             runtime.start_on_demand(kick)
             server.middleware.append(_StartAfterListing(kick))
@@ -246,6 +293,8 @@ async def serve_stdio(runtime: Runtime, options: ServeOptions) -> None:
             tg.cancel_scope.cancel()
     finally:
         await runtime.aclose()
+        if metrics is not None:
+            metrics.close()  # (already closed if /metrics was served: harmless)
     failed = runtime.start_error
     if isinstance(failed, StartupError):
         raise failed
@@ -260,7 +309,8 @@ async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
     security = Security.for_bind(host, token, options.allowed_hosts)
     port = options.port if options.port is not None else settings.port
     sock = bind(host, port)
-    async with runtime:
+    async with runtime, anyio.create_task_group() as tg:
+        tg.start_soon(warm_up, runtime)
         server = runtime.build_server()
         base = url_of(host, sock.getsockname()[1])
         transport = options.transport
@@ -273,25 +323,30 @@ async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
             base,
         )
         app = build_http_app(runtime, server, "http" if transport == "http" else "sse", security)
-        await run_uvicorn(app, sock)
+        await run_uvicorn(app, sock, settings.http)
+        tg.cancel_scope.cancel()
 
 
 def run(options: ServeOptions) -> None:
-    """Blocking entry point (the CLI). Every start-up problem is a StartupError."""
+    """Blocking entry point (the CLI). Every start-up problem is a StartupError, raised
+    before anything is served."""
+    settings = load(options)
+    check(options, settings)
+    if options.scenario is not None:
+        check_scenario(options.scenario)
+    runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
     if options.transport == "stdio":
-        quick_key_check(options)
         early_logging()
-        runtime = Runtime(
-            settings_loader=functools.partial(load, options),
-            emulator=options.emulator,
-            emulator_scenario=options.scenario,
-        )
-        main = serve_stdio(runtime, options)
+        warn_unknown_variables()
+        port = _metrics_port(options, settings)
+        metrics = None
+        if port is not None:
+            metrics = bind(_host(options, settings), port)
+            metrics.listen(128)
+        main = serve_stdio(runtime, options, metrics, exit_on_failure=True)
     else:
-        settings = load(options)
-        check(options, settings)
         full_logging(settings)
-        runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
+        warn_unknown_variables()
         main = serve_http(runtime, options)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)

@@ -1,6 +1,6 @@
-"""MCP tool handlers (thin): validation, one call into the failover manager, results
-with provenance. See handlers.py."""
+"""MCP tool handlers (thin): strict arguments (arguments.py), one call into the failover
+manager (calls.py), and what the model reads (render.py). See handlers.py."""
 
-from gemini_failover.tools.handlers import register_tools
+from gemini_failover.tools.handlers import build_tools
 
-__all__ = ["register_tools"]
+__all__ = ["build_tools"]

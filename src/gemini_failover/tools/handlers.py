@@ -3,8 +3,11 @@ the model that picks the tool, and truthful annotations.
 
 Each handler runs the checks a parameter schema cannot express (validation.py), then
 hands over to calls.py: one call into the shared FailoverManager, RequestFailed mapped
-to a ToolError, a structured result with provenance. calls.py (and with it the request
-path) is imported by the first tool call, so listing the tools stays cheap.
+to a ToolError, a structured result with provenance, rendered by render.py (the answer
+as text, everything else structured). calls.py (and with it the request path) is
+imported by the first tool call or by ``warm_up()``, so listing the tools stays cheap.
+The tools are StrictTools (arguments.py): closed input schemas, strict types, one-line
+messages for invalid arguments.
 """
 
 from __future__ import annotations
@@ -13,18 +16,19 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ToolAnnotations
+from pydantic import BaseModel, Field
 
+from gemini_failover.tools import render
 from gemini_failover.tools import validation as v
+from gemini_failover.tools.arguments import StrictTool, portable_schema
 from gemini_failover.tools.models import (
     ChatTurn,
     CountTokensOutput,
     EmbedOutput,
     GenerateOutput,
     JsonOutput,
-    ModelsOutput,
 )
 
 if TYPE_CHECKING:
@@ -36,12 +40,28 @@ ManagerSource = Callable[[], Awaitable["FailoverManager"]]
 HealthSource = Callable[[], Awaitable[dict[str, Any]]]
 Ctx = Context[Any, Any]
 
+#: Longest wait (s) for the models' limits (models.get) before listing them: right
+#: after start-up they are being fetched, and null limits would mislead.
+PROFILES_WAIT = 2.0
+
 
 def _calls() -> ModuleType:
     """The request path, imported by the first tool call (not by tools/list)."""
     from gemini_failover.tools import calls
 
     return calls
+
+
+def warm_up() -> None:
+    """Import the request path now (call it in a worker thread after start-up), so the
+    first tool calls do not wait for it."""
+    from gemini_failover.tools import arguments
+
+    _calls()
+    arguments.problem("warm-up", {"type": "object", "properties": {}}, {})
+    from gemini_failover.observability.logging import redact_text
+
+    redact_text("")
 
 
 # -- parameter types (flat, with bounds and descriptions) -------------------------------
@@ -113,14 +133,17 @@ _LOCAL = ToolAnnotations(
 )
 
 _PROVENANCE_NOTE = (
-    " The result names the model that served it (served_by), every attempt, every "
-    "failover and its reason."
+    " The text is the answer (plus one line if a failover, continuation or retry "
+    "happened); the structured result also names the model that served it (served_by), "
+    "every attempt, every failover and its reason."
 )
 
+Generated = Annotated[CallToolResult, GenerateOutput]
 
-def register_tools(server: MCPServer, get_manager: ManagerSource, health: HealthSource) -> None:
-    """Add the seven gemini_* tools to ``server``. ``get_manager`` is awaited by each
-    call, so the server can answer the handshake before the manager is built."""
+
+def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[StrictTool]:
+    """The seven gemini_* tools. ``get_manager`` is awaited by each call, so the server
+    can answer the handshake before the manager is built."""
 
     async def gemini_generate(
         prompt: Prompt,
@@ -130,7 +153,7 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         top_p: TopP = None,
         max_output_tokens: MaxOutputTokens = None,
         stop_sequences: StopSequences = None,
-    ) -> GenerateOutput:
+    ) -> Generated:
         v.check_prompt(prompt, system_instruction)
         stops = v.check_stop_sequences(stop_sequences)
         output: GenerateOutput = await _calls().generate(
@@ -143,7 +166,7 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
         )
-        return output
+        return render.generated(output)
 
     async def gemini_chat(
         turns: Annotated[
@@ -161,7 +184,7 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         top_p: TopP = None,
         max_output_tokens: MaxOutputTokens = None,
         stop_sequences: StopSequences = None,
-    ) -> GenerateOutput:
+    ) -> Generated:
         pairs = [(t.role, t.text) for t in turns]
         v.check_turns(pairs, system_instruction)
         stops = v.check_stop_sequences(stop_sequences)
@@ -175,7 +198,7 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
         )
-        return output
+        return render.generated(output)
 
     async def gemini_generate_json(
         prompt: Prompt,
@@ -190,9 +213,9 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         system_instruction: SystemInstruction = None,
         temperature: Temperature = None,
         max_output_tokens: MaxOutputTokens = None,
-    ) -> JsonOutput:
+    ) -> Annotated[CallToolResult, JsonOutput]:
         v.check_prompt(prompt, system_instruction)
-        checked = v.check_json_schema(schema)
+        checked = await v.check_json_schema(schema)
         output: JsonOutput = await _calls().generate_json(
             await get_manager(),
             prompt,
@@ -201,37 +224,59 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
             temperature=temperature,
             max_output_tokens=max_output_tokens,
         )
-        return output
+        return render.generated_json(output)
 
     async def gemini_count_tokens(
         text: Annotated[str, Field(min_length=1, description="The text to measure.")],
-    ) -> CountTokensOutput:
+    ) -> Annotated[CallToolResult, CountTokensOutput]:
         v.check_total_size("text", v.require_text("text", text))
         output: CountTokensOutput = await _calls().count_tokens(await get_manager(), text)
-        return output
+        return render.counted(output)
 
     async def gemini_embed(
         texts: Annotated[
-            list[str],
+            list[Annotated[str, Field(min_length=1)]],
             Field(
                 min_length=1,
                 max_length=v.MAX_EMBED_TEXTS,
                 description="1 to 100 texts to embed, each non-empty.",
             ),
         ],
-    ) -> EmbedOutput:
+    ) -> Annotated[CallToolResult, EmbedOutput]:
         v.check_texts(texts)
         output: EmbedOutput = await _calls().embed(await get_manager(), texts)
-        return output
+        return render.embedded(output)
 
-    async def gemini_list_models() -> ModelsOutput:
-        output: ModelsOutput = _calls().list_models(await get_manager())
-        return output
+    # No outputSchema for these two: their documents (docs/server.md) have open,
+    # evolving maps that a closed schema would have to list in full.
+    async def gemini_list_models() -> CallToolResult:
+        manager = await get_manager()
+        await manager.fetch_profiles(PROFILES_WAIT)
+        return render.document(_calls().list_models(manager).model_dump(mode="json"))
 
-    async def gemini_health() -> dict[str, Any]:
-        return await health()
+    async def gemini_health() -> CallToolResult:
+        await (await get_manager()).fetch_profiles(PROFILES_WAIT)
+        return render.document(await health())
 
-    server.add_tool(
+    tools: list[StrictTool] = []
+
+    def add_tool(
+        fn: Callable[..., Any],
+        *,
+        title: str,
+        description: str,
+        annotations: ToolAnnotations,
+        output: type[BaseModel] | None = None,
+    ) -> None:
+        tool = StrictTool.from_function(
+            fn, title=title, description=description, annotations=annotations
+        )
+        assert isinstance(tool, StrictTool)  # from_function builds a cls
+        tool.parameters = portable_schema(tool.parameters)
+        tool.fn_metadata.output_schema = render.output_schema(output) if output else None
+        tools.append(tool)
+
+    add_tool(
         gemini_generate,
         title="Generate text with Gemini",
         description="Ask Gemini a single question or give it a task and get text back. "
@@ -241,8 +286,9 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         "Streams the text as progress notifications when the client asks for progress."
         + _PROVENANCE_NOTE,
         annotations=_GENERATE,
+        output=GenerateOutput,
     )
-    server.add_tool(
+    add_tool(
         gemini_chat,
         title="Continue a conversation with Gemini",
         description="Send Gemini a multi-turn conversation (user and model turns, oldest "
@@ -250,8 +296,9 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         "instead of gemini_generate when earlier turns matter. Same failover, streaming "
         "and provenance as gemini_generate.",
         annotations=_GENERATE,
+        output=GenerateOutput,
     )
-    server.add_tool(
+    add_tool(
         gemini_generate_json,
         title="Generate JSON that fits a schema",
         description="Ask Gemini for structured data: the answer is a JSON value validated "
@@ -260,36 +307,42 @@ def register_tools(server: MCPServer, get_manager: ManagerSource, health: Health
         "structured output serve it; an answer that does not validate is retried or "
         "served by another model." + _PROVENANCE_NOTE,
         annotations=_GENERATE,
+        output=JsonOutput,
     )
-    server.add_tool(
+    add_tool(
         gemini_count_tokens,
         title="Count tokens",
         description="Count how many Gemini tokens a text takes (to check it fits a context "
         "window or a budget before sending it). Served by the first healthy model.",
         annotations=_LOOKUP,
+        output=CountTokensOutput,
     )
-    server.add_tool(
+    add_tool(
         gemini_embed,
         title="Embed texts",
         description="Turn 1 to 100 texts into embedding vectors (for search, clustering, "
         "similarity). All vectors of one call come from one embedding model: it never "
-        "mixes vectors from different embedding spaces.",
+        "mixes vectors from different embedding spaces. The text is a one-line summary; "
+        "the vectors are in the structured result (embeddings).",
         annotations=_LOOKUP,
+        output=EmbedOutput,
     )
-    server.add_tool(
+    add_tool(
         gemini_list_models,
         title="List the Gemini models in the failover chain",
         description="The models this server can use, in failover order, with each one's "
         "limits (context window, output tokens, JSON support) and live state (circuit "
-        "breaker, error rate, rate-limit and quota cool-downs). No Gemini call.",
+        "breaker, error rate, rate-limit and quota cool-downs). No generation call (the "
+        "limits come from Gemini's model list, fetched once).",
         annotations=_LOCAL,
     )
-    server.add_tool(
+    add_tool(
         gemini_health,
         title="Health of the Gemini failover server",
         description="Is Gemini usable right now? Overall status (ok / degraded / down), the "
         "model taking traffic, each model's breaker and cool-downs, the last failover and "
         "its reason, and the shared-state backend. Same document as the health://status "
-        "resource. No Gemini call.",
+        "resource. No generation call.",
         annotations=_LOCAL,
     )
+    return tools

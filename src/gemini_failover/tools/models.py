@@ -45,7 +45,7 @@ class TokenUsage(_Out):
     total_tokens: int = 0
 
 
-class _Provenance(_Out):
+class ProvenanceOutput(_Out):
     served_by: str = Field(description="The model that produced the (end of the) answer.")
     attempts: list[Attempt] = Field(description="Every upstream call, in order.")
     failovers: list[Failover] = Field(description="Every move to another model, in order.")
@@ -55,23 +55,23 @@ class _Provenance(_Out):
     request_id: str = Field(description="Quote it when reporting a problem: it is in the logs.")
 
 
-class GenerateOutput(_Provenance):
+class GenerateOutput(ProvenanceOutput):
     text: str = Field(description="The answer.")
     finish_reason: str = Field(description="STOP, MAX_TOKENS, ...")
     spans: list[Span] = Field(description="Which model produced which part of the text.")
     usage: TokenUsage
 
 
-class JsonOutput(_Provenance):
+class JsonOutput(ProvenanceOutput):
     value: Any = Field(description="The answer: a JSON value that validates against the schema.")
     usage: TokenUsage
 
 
-class CountTokensOutput(_Provenance):
+class CountTokensOutput(ProvenanceOutput):
     total_tokens: int = Field(description="Tokens the text takes in the serving model.")
 
 
-class EmbedOutput(_Provenance):
+class EmbedOutput(ProvenanceOutput):
     embeddings: list[list[float]] = Field(description="One vector per text, in order.")
     dimensions: int = Field(description="Length of each vector.")
 

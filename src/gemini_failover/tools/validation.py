@@ -9,8 +9,7 @@ is a ``ToolError`` whose message names the argument and says what to change.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
@@ -28,8 +27,6 @@ MAX_STOP_SEQUENCE_CHARS = 256
 MAX_CHAT_TURNS = 1000
 #: batchEmbedContents takes at most 100 texts per call.
 MAX_EMBED_TEXTS = 100
-#: A response schema larger than this is almost certainly a mistake.
-MAX_SCHEMA_BYTES = 64 * 1024
 
 
 def utf8_size(name: str, text: str) -> int:
@@ -109,68 +106,13 @@ def check_texts(texts: Sequence[str]) -> None:
     check_total_size("the texts", size)
 
 
-def check_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """A valid JSON Schema whose every ``$ref`` resolves inside it; returns a copy."""
-    from jsonschema import SchemaError
-    from jsonschema.validators import validator_for
+async def check_json_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A valid JSON Schema, every reference resolved inside it, within the limits of
+    jsonschema_guard (checked off the event loop); returns a copy."""
+    from gemini_failover import jsonschema_worker
 
     try:
-        encoded = json.dumps(schema, allow_nan=False)
-    except (TypeError, ValueError):
-        raise ToolError("schema must be plain JSON (no NaN or Infinity)") from None
-    size = utf8_size("schema", encoded)
-    if size > MAX_SCHEMA_BYTES:
-        raise ToolError(f"schema is {size:,} bytes; the limit is {MAX_SCHEMA_BYTES:,} bytes")
-    copy: dict[str, Any] = json.loads(encoded)
-    cls = validator_for(copy)
-    try:
-        cls.check_schema(copy)
-    except SchemaError as exc:
-        where = "/".join(str(p) for p in exc.path) or "(root)"
-        raise ToolError(f"schema is not a valid JSON Schema at {where}: {exc.message}") from None
-    for ref in _refs(copy):
-        _check_ref(copy, ref)
-    validator = cls(copy)
-    try:
-        probes: tuple[Any, ...] = (None, {}, [], "", 0)
-        for probe in probes:
-            validator.is_valid(probe)
-    except RecursionError:
-        raise ToolError(
-            "schema refers to itself without end (a $ref cycle); give every recursion a base case"
-        ) from None
-    return copy
-
-
-def _refs(node: Any) -> Iterable[Any]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "$ref":
-                yield value
-            else:
-                yield from _refs(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _refs(item)
-
-
-def _check_ref(root: dict[str, Any], ref: Any) -> None:
-    if not isinstance(ref, str) or not ref.startswith("#"):
-        raise ToolError(
-            f"schema has $ref {ref!r}; only references inside the schema are supported "
-            "(for example '#/$defs/item')"
-        )
-    pointer = ref[1:]
-    node: Any = root
-    if pointer and not pointer.startswith("/"):
-        raise ToolError(f"schema has $ref {ref!r}, which is not a JSON Pointer ('#/...')")
-    for raw in pointer.split("/")[1:] if pointer else ():
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            raise ToolError(f"schema has $ref {ref!r}, which points nowhere inside the schema")
-    if not isinstance(node, dict | bool):
-        raise ToolError(f"schema has $ref {ref!r}, which does not point to a schema")
+        encoded = await jsonschema_worker.check_schema(schema)
+    except jsonschema_worker.SchemaRefused as exc:
+        raise ToolError(str(exc)) from None
+    return jsonschema_worker.decode(encoded)

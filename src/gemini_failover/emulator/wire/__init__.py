@@ -7,6 +7,10 @@ chunks, countTokens, embeddings, Model resources), errors with their google.rpc 
 (:mod:`.errors`: RetryInfo, QuotaFailure, Help, ErrorInfo) and sending them over ASGI
 (:mod:`.transport`: JSON bodies, SSE frames).
 
+Also the Files API (:mod:`.files`: the resumable upload protocol, File resources),
+Vertex AI's paths and shapes (:mod:`.vertex`) and what a request gives the model besides
+text (:mod:`.inputs`: inline and file data parts, tools, thinking config).
+
 This package knows nothing of emulated models or faults and imports nothing from the rest
 of the emulator, so a Gemini-compatible gateway can use it as it is.
 """
@@ -33,6 +37,17 @@ from .errors import (
     status_name,
     unknown_field,
 )
+from .files import (
+    FileMeta,
+    UploadChunk,
+    UploadStart,
+    file_not_accessible,
+    file_resource,
+    file_uri_id,
+    invalid_file_uri,
+    list_files_response,
+)
+from .inputs import PartInfo, ThinkingConfig, parse_parts, parse_thinking, tool_names, urls_in
 from .requests import (
     ACTION_METHODS,
     ACTIONS,
@@ -44,6 +59,7 @@ from .requests import (
     GenerateRequest,
     ListModelsQuery,
     ModelRoute,
+    api_key,
     content_text,
     has_api_key,
     normalise_model,
@@ -57,11 +73,13 @@ from .responses import (
     count_tokens_response,
     embeddings_response,
     generate_content_response,
+    grounding_metadata,
     list_models_response,
     model_resource,
     safety_ratings,
     stream_chunk,
     text_candidate,
+    url_context_metadata,
     usage_metadata,
 )
 from .transport import (
@@ -91,9 +109,15 @@ __all__ = [
     "EmbedItem",
     "EmbedRequest",
     "ErrorReply",
+    "FileMeta",
     "GenerateRequest",
     "ListModelsQuery",
     "ModelRoute",
+    "PartInfo",
+    "ThinkingConfig",
+    "UploadChunk",
+    "UploadStart",
+    "api_key",
     "auth_error",
     "bad_request",
     "blocked_candidate",
@@ -104,11 +128,17 @@ __all__ = [
     "encode_json",
     "error_body",
     "error_info",
+    "file_not_accessible",
+    "file_resource",
+    "file_uri_id",
     "format_retry_delay",
     "generate_content_response",
+    "grounding_metadata",
     "has_api_key",
     "input_too_long",
     "invalid_argument",
+    "invalid_file_uri",
+    "list_files_response",
     "list_models_response",
     "method_not_found",
     "missing_api_key",
@@ -116,6 +146,8 @@ __all__ = [
     "model_resource",
     "normalise_model",
     "parse_json_object",
+    "parse_parts",
+    "parse_thinking",
     "payload_too_large",
     "quota_failure",
     "quota_help",
@@ -131,6 +163,9 @@ __all__ = [
     "stream_chunk",
     "text_candidate",
     "text_chars",
+    "tool_names",
     "unknown_field",
+    "url_context_metadata",
+    "urls_in",
     "usage_metadata",
 ]

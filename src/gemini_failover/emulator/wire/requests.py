@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from .inputs import PartInfo, ThinkingConfig, parse_parts, parse_thinking, tool_names
+
 __all__ = [
     "ACTIONS",
     "ACTION_METHODS",
@@ -24,6 +26,7 @@ __all__ = [
     "GenerateRequest",
     "ListModelsQuery",
     "ModelRoute",
+    "api_key",
     "content_text",
     "has_api_key",
     "normalise_model",
@@ -33,8 +36,34 @@ __all__ = [
 ]
 
 #: What a request asks for: one per Gemini endpoint kind.
-Action = Literal["generate", "stream", "count_tokens", "embed", "get", "list"]
-ACTIONS: tuple[Action, ...] = ("generate", "stream", "count_tokens", "embed", "get", "list")
+#: The Files API's: ``upload`` (the resumable upload's start request), ``upload_data``
+#: (each chunk request), ``file_get``, ``file_list``, ``file_delete``.
+Action = Literal[
+    "generate",
+    "stream",
+    "count_tokens",
+    "embed",
+    "get",
+    "list",
+    "upload",
+    "upload_data",
+    "file_get",
+    "file_list",
+    "file_delete",
+]
+ACTIONS: tuple[Action, ...] = (
+    "generate",
+    "stream",
+    "count_tokens",
+    "embed",
+    "get",
+    "list",
+    "upload",
+    "upload_data",
+    "file_get",
+    "file_list",
+    "file_delete",
+)
 
 #: ``models/{m}:{verb}`` -> action.
 VERB_ACTIONS: dict[str, Action] = {
@@ -70,14 +99,17 @@ class ModelRoute:
     verb: str
 
 
-def route_model_path(http_method: str, rest: str) -> ModelRoute:
-    """Route ``models/{rest}``: ``m`` (GET: get), ``m:verb`` (POST: that verb's action)."""
+def route_model_path(
+    http_method: str, rest: str, verbs: dict[str, Action] | None = None
+) -> ModelRoute:
+    """Route ``models/{rest}``: ``m`` (GET: get), ``m:verb`` (POST: that verb's action,
+    by ``verbs``, default the Gemini API's VERB_ACTIONS)."""
     name, _, verb = rest.partition(":")
     action: Action | None
     if not verb and http_method in ("GET", "HEAD"):
         action = "get"
     elif http_method == "POST":
-        action = VERB_ACTIONS.get(verb)
+        action = (VERB_ACTIONS if verbs is None else verbs).get(verb)
     else:
         action = None
     return ModelRoute(normalise_model(name), action, verb or http_method)
@@ -90,6 +122,17 @@ def has_api_key(headers: Iterable[tuple[bytes, bytes]], query_string: bytes) -> 
         if (key == b"x-goog-api-key" or key == b"authorization") and value:
             return True
     return b"key=" in query_string
+
+
+def api_key(headers: Iterable[tuple[bytes, bytes]], query_string: bytes) -> str | None:
+    """The API key of a request: ``x-goog-api-key``, else the ``key=`` query parameter."""
+    for key, value in headers:
+        if key == b"x-goog-api-key" and value:
+            return value.decode("latin-1")
+    for name, param in parse_qsl(query_string.decode("latin-1")):
+        if name == "key" and param:
+            return param
+    return None
 
 
 def parse_json_object(payload: bytes) -> dict[str, Any] | None:
@@ -145,7 +188,9 @@ class GenerateRequest:
     the conversation (three turns or more) ends with a model turn and then a user turn,
     the model turn's text (what a client sends to have an answer continued), else None.
     ``schema``: ``responseJsonSchema`` or else ``responseSchema``; ``json_mode``:
-    ``responseMimeType`` is ``application/json``.
+    ``responseMimeType`` is ``application/json``. ``parts``: every part of every turn;
+    ``first_user_parts``: those of the first user turn; ``tools``: the tools declared
+    (``googleSearch``, ``urlContext``, ...); ``thinking``: the thinking config, if any.
     """
 
     contents: list[Any]
@@ -156,16 +201,23 @@ class GenerateRequest:
     schema: dict[str, Any] | None
     json_mode: bool
     max_output_tokens: int | None
+    parts: tuple[PartInfo, ...] = ()
+    first_user_parts: tuple[PartInfo, ...] = ()
+    tools: tuple[str, ...] = ()
+    thinking: ThinkingConfig | None = None
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> GenerateRequest:
         raw = body.get("contents")
         contents: list[Any] = raw if isinstance(raw, list) else []
         first_user = ""
-        for content in contents:
+        first_turn = -1
+        for turn, content in enumerate(contents):
             if isinstance(content, dict) and content.get("role", "user") == "user":
                 first_user = content_text(content)
+                first_turn = turn
                 break
+        parts = parse_parts(contents)
         system = body.get("systemInstruction")
         config = body.get("generationConfig")
         config = config if isinstance(config, dict) else {}
@@ -193,6 +245,10 @@ class GenerateRequest:
             schema=schema,
             json_mode=config.get("responseMimeType") == "application/json",
             max_output_tokens=_as_int(config.get("maxOutputTokens")),
+            parts=parts,
+            first_user_parts=tuple(p for p in parts if p.turn == first_turn),
+            tools=tool_names(body),
+            thinking=parse_thinking(config),
         )
 
 
@@ -202,12 +258,14 @@ class CountTokensRequest:
     level or inside ``generateContentRequest``."""
 
     text_chars: int
+    parts: tuple[PartInfo, ...] = ()
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> CountTokensRequest:
         request = body.get("generateContentRequest")
         source = request if isinstance(request, dict) else body
-        return cls(text_chars(source.get("contents"), source.get("systemInstruction")))
+        contents = source.get("contents")
+        return cls(text_chars(contents, source.get("systemInstruction")), parse_parts(contents))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,10 +10,12 @@
 * ``listener``: the pub/sub listener;
 * ``connection``: the client, and the supervision loop that reconnects with backoff;
 * ``health``: the health shown, and degraded/recovered told once per transition;
+* ``conversations``: :class:`RedisConversationStore`, conversation threads.
 """
 
+from gemini_failover.state.redis.conversations import RedisConversationStore
 from gemini_failover.state.redis.stats import RedisStoreStats
 from gemini_failover.state.redis.store import RedisStateStore
 from gemini_failover.state.urls import redact_url
 
-__all__ = ["RedisStateStore", "RedisStoreStats", "redact_url"]
+__all__ = ["RedisConversationStore", "RedisStateStore", "RedisStoreStats", "redact_url"]

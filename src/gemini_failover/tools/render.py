@@ -1,0 +1,142 @@
+"""What the calling model reads (``content``) and what a program reads
+(``structuredContent``, described by a lean ``outputSchema``).
+
+The text is the answer itself (for JSON: the value, compact), followed by at most one
+short provenance line when something worth knowing happened: a failover, a
+continuation on another model, retries, a skipped model, an answer cut short by the
+token cap. Everything else (attempts, spans, usage, request id) is structured content
+only. Embeddings never appear as text: one line says how many, how long, from which
+model. An answer longer than ``CONTENT_TEXT_LIMIT`` characters is cut in the text with
+a line saying so; the structured content always has all of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mcp.types import CallToolResult, TextContent
+from pydantic import BaseModel
+
+from gemini_failover.tools.models import (
+    CountTokensOutput,
+    EmbedOutput,
+    GenerateOutput,
+    JsonOutput,
+    ProvenanceOutput,
+    Span,
+)
+
+#: Longest answer put into the text content, in characters (~25k tokens). Longer
+#: answers are cut there, with a line that says so; structuredContent has them whole.
+CONTENT_TEXT_LIMIT = 100_000
+
+#: Every JSON type: the type of a value that may be any JSON value.
+ANY_JSON_TYPE = ["object", "array", "string", "number", "integer", "boolean", "null"]
+
+
+def compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _limited(text: str, where: str) -> str:
+    if len(text) <= CONTENT_TEXT_LIMIT:
+        return text
+    return (
+        text[:CONTENT_TEXT_LIMIT]
+        + f"\n[cut here: {CONTENT_TEXT_LIMIT:,} of {len(text):,} characters shown; "
+        f"the whole answer is in {where}]"
+    )
+
+
+def provenance_line(
+    out: ProvenanceOutput, spans: Sequence[Span] = (), finish_reason: str | None = None
+) -> str | None:
+    """One line when something noteworthy happened; None when the first model simply
+    answered."""
+    notes = [f"failover {f.from_} -> {f.to} ({f.reason})" for f in out.failovers]
+    if len(spans) > 1:
+        notes.append(
+            "continued mid-answer on "
+            + ", ".join(f"{s.model} from character {s.start:,}" for s in spans[1:])
+        )
+    if len(out.attempts) > 1:
+        notes.append(f"{len(out.attempts)} attempts")
+    notes.extend(f"{s.model} skipped ({s.reason})" for s in out.skipped)
+    if finish_reason == "MAX_TOKENS":
+        notes.append("stopped at max_output_tokens: the answer is incomplete")
+    elif finish_reason not in (None, "STOP"):
+        notes.append(f"finish reason {finish_reason}")
+    if not notes:
+        return None
+    return f"[served by {out.served_by}: {'; '.join(notes)}; request {out.request_id}]"
+
+
+def _result(text: str, note: str | None, structured: Mapping[str, Any]) -> CallToolResult:
+    if note is not None:
+        text = f"{text}\n\n{note}" if text else note
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=dict(structured)
+    )
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def generated(out: GenerateOutput) -> CallToolResult:
+    note = provenance_line(out, out.spans, out.finish_reason)
+    return _result(_limited(out.text, "structuredContent.text"), note, _dump(out))
+
+
+def generated_json(out: JsonOutput) -> CallToolResult:
+    text = _limited(compact(out.value), "structuredContent.value")
+    return _result(text, provenance_line(out), _dump(out))
+
+
+def counted(out: CountTokensOutput) -> CallToolResult:
+    return _result(f"{out.total_tokens:,} tokens", provenance_line(out), _dump(out))
+
+
+def embedded(out: EmbedOutput) -> CallToolResult:
+    count = len(out.embeddings)
+    summary = (
+        f"{count} embedding{'s' if count != 1 else ''}, {out.dimensions} dimensions each, "
+        f"from {out.served_by} (the vectors are in structuredContent.embeddings)"
+    )
+    return _result(summary, provenance_line(out), _dump(out))
+
+
+def document(doc: Mapping[str, Any]) -> CallToolResult:
+    """A JSON document (models, health): the object itself, compact."""
+    return _result(_limited(compact(doc), "structuredContent"), None, doc)
+
+
+# -- lean output schemas ------------------------------------------------------------------
+
+
+def output_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The model's JSON schema for outputSchema, lean: refs inlined, objects closed, no
+    titles, descriptions or defaults (the fields are described in docs/server.md); a
+    field typed Any is declared as any JSON type."""
+    from gemini_failover.tools.arguments import portable_schema
+
+    full = portable_schema(model.model_json_schema(by_alias=True, mode="serialization"))
+    schema: dict[str, Any] = _bare(full)
+    for prop in schema.get("properties", {}).values():
+        if "type" not in prop and "enum" not in prop:
+            prop["type"] = ANY_JSON_TYPE
+    return schema
+
+
+def _bare(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (_bare(v) if k != "properties" else {n: _bare(p) for n, p in v.items()})
+            for k, v in node.items()
+            if k not in ("description", "default")
+        }
+    if isinstance(node, list):
+        return [_bare(v) for v in node]
+    return node
