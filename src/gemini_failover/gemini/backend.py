@@ -114,16 +114,20 @@ class GeminiBackend:
         api_version: str = "v1beta",
         opener: Opener | None = None,
         upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
+        spool_dir: str | None = None,
     ) -> None:
         """``opener`` reads a path-only ``Media`` for the Files API (without one such
         media are refused); an upload is reused until ``upload_reuse_margin`` seconds
-        before it expires."""
+        before it expires; content to upload is spooled to a private temporary file in
+        ``spool_dir`` (default: the system's temporary directory) while it is sent."""
         self._api_key = api_key
         self._base_url = base_url
         self._api_version = api_version
         self._client: genai.Client | None = None
         self._info_cache: dict[str, ModelInfo] = {}
-        self._files = FileCache(self._sdk_client, opener, reuse_margin=upload_reuse_margin)
+        self._files = FileCache(
+            self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
+        )
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"

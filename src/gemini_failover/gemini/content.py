@@ -15,7 +15,7 @@ Parts (per turn: its attachments in order, then its text):
 The URLs go to the first user turn rather than the last so that a continuation
 (contents + the partial answer + "continue") keeps them where they were.
 
-Thinking (``Thinking.level``; ``budget`` replaces the level's number on budget models):
+Thinking (``Thinking.level``):
 
 | level | 2.5 and older, unknown names: ``thinkingBudget`` | Gemini 3 and newer: ``thinkingLevel`` |
 |---|---|---|
@@ -24,11 +24,15 @@ Thinking (``Thinking.level``; ``budget`` replaces the level's number on budget m
 | medium | 8192 | MEDIUM |
 | high | 24576 | HIGH |
 
+An explicit ``Thinking.budget`` is sent as ``thinkingBudget`` to every model instead
+(Gemini 3 models take budgets too), never dropped. ``include_thoughts`` sets
+``includeThoughts``: thought summaries come back as ``thoughts``, never in the text.
 A model's family is read from its name (``gemini-<major>``): Gemini 3 models also
 accept budgets, 2.5 models refuse levels, so a name we cannot read gets a budget.
 ``models.get`` says only *whether* a model thinks (``ModelInfo.thinking``), not how.
-What a model cannot do (2.5 Pro cannot turn thinking off, 3 Pro has no MINIMAL) is
-refused by Gemini with 400: the manager's capability routing keeps such requests away.
+What a model cannot do (2.5 Pro cannot turn thinking off, 3 Pro has no MINIMAL, a
+model without thinking takes no config at all) is refused by Gemini with 400, a
+bad_request: the manager's capability routing keeps such requests away.
 """
 
 from __future__ import annotations
@@ -68,11 +72,12 @@ def thinking_config(model: str, thinking: Thinking | None) -> dict[str, Any] | N
     if thinking is None:
         return None
     config: dict[str, Any] = {}
-    if uses_thinking_levels(model):
+    if thinking.budget is not None:
+        config["thinking_budget"] = thinking.budget
+    elif uses_thinking_levels(model):
         config["thinking_level"] = THINKING_LEVELS[thinking.level]
     else:
-        budget = thinking.budget
-        config["thinking_budget"] = THINKING_BUDGETS[thinking.level] if budget is None else budget
+        config["thinking_budget"] = THINKING_BUDGETS[thinking.level]
     if thinking.include_thoughts:
         config["include_thoughts"] = True
     return config

@@ -177,7 +177,7 @@ def catchable() -> tuple[type[BaseException], ...]:
 def refused(message: str) -> gexc.GoogleAPICallError:
     """A request this backend will not send (a file it cannot read, a file that changed
     since it was checked): 400, status label "refused", so a bad_request."""
-    exc = gexc.InvalidArgument(message)
+    exc = gexc.BadRequest(message)
     attach(exc, Upstream(status="refused"))
     return exc
 

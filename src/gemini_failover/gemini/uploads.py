@@ -32,7 +32,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 
@@ -86,15 +86,18 @@ class FileCache:
         reuse_margin: float = DEFAULT_REUSE_MARGIN,
         clock: Callable[[], float] = time.time,
         max_entries: int = 4096,
+        spool_dir: str | None = None,
     ) -> None:
         self._client = client
+        self._spool_dir = spool_dir
         self._opener = opener
         self._margin = reuse_margin
         self._clock = clock
         self._max_entries = max_entries
         self._files: dict[str, UploadedFile] = {}
         self._flights: dict[str, _Flight] = {}
-        self._cleanups: set[asyncio.Task[None]] = set()
+        #: clean-ups in progress and uploads cancelled when their last waiter left
+        self._cleanups: set[asyncio.Task[Any]] = set()
 
     def cached(self, sha256: str) -> UploadedFile | None:
         """The reusable upload of this content, if any."""
@@ -125,7 +128,12 @@ class FileCache:
             return await asyncio.shield(flight.task)
         except asyncio.CancelledError:
             if flight.waiters == 1 and not flight.task.done():
-                flight.task.cancel()  # nobody else wants it: its clean-up deletes it
+                # Nobody else wants it: its clean-up deletes what it made, and a later
+                # request for the same content starts afresh instead of joining it.
+                if self._flights.get(media.sha256) is flight:
+                    del self._flights[media.sha256]
+                flight.task.cancel()
+                self._track(flight.task)
             raise
         finally:
             flight.waiters -= 1
@@ -160,7 +168,8 @@ class FileCache:
         return forgotten
 
     async def aclose(self) -> None:
-        """Cancel uploads in flight and wait for their clean-up."""
+        """Cancel uploads in flight and wait for every clean-up (also of uploads
+        cancelled earlier) to end."""
         for flight in list(self._flights.values()):
             flight.task.cancel()
         pending = [f.task for f in self._flights.values()] + list(self._cleanups)
@@ -203,7 +212,7 @@ class FileCache:
         """Copy the opener's bytes to a private temporary file, checking size and hash."""
         assert self._opener is not None
         handle: IO[bytes] = await asyncio.to_thread(
-            tempfile.NamedTemporaryFile, prefix="gemini-upload-", delete=False
+            tempfile.NamedTemporaryFile, prefix="gemini-upload-", dir=self._spool_dir, delete=False
         )
         digest = hashlib.sha256()
         size = 0
@@ -229,10 +238,13 @@ class FileCache:
     async def _discard(self, name: str) -> None:
         """Delete ``name`` if the failed upload created it, whatever happens to us."""
         task = asyncio.create_task(self._delete_quietly(name), name=f"gemini-discard-{name}")
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+        self._track(task)
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def _delete_quietly(self, name: str) -> None:
         try:
