@@ -4,11 +4,14 @@ Grounding offsets: Gemini's ``groundingSupports[].segment`` has ``startIndex`` a
 ``endIndex`` in UTF-8 **bytes** of the answer text (the candidate's non-thought text
 parts, concatenated), and proto3 JSON leaves zeros out, so a segment that starts at the
 beginning has no ``startIndex``. :class:`~gemini_failover.protocol.Support` holds
-**character** offsets into the same text (what Python slices by). In a stream the
-metadata comes on the last chunk, with offsets into the whole streamed text (what the
-emulator does and what Gemini was seen to do); the stream reader converts them against
-the text streamed so far, so ``StreamChunk.grounding`` offsets count from the start of
-the stream.
+**character** offsets into the same text (what Python slices by).
+
+In a stream the metadata comes on the last chunk(s). This reader takes its offsets to
+count from the start of the whole streamed text, which is what the emulator sends; it
+could not be checked against the live API from here. Each chunk's metadata is converted
+against the text streamed up to and including that chunk, so ``StreamChunk.grounding``
+offsets count from the start of the stream (a continuation's from the start of that
+continuation: the manager shifts them by the text before).
 """
 
 from __future__ import annotations

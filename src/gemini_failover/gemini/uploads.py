@@ -119,7 +119,9 @@ class FileCache:
             )
         flight = self._flights.get(media.sha256)
         if flight is None:
-            task = asyncio.create_task(self._upload(media), name=f"gemini-upload-{media.label}")
+            task = asyncio.create_task(
+                self._upload(media), name=f"gemini-upload-{media.sha256[:12]}"
+            )
             flight = _Flight(task)
             self._flights[media.sha256] = flight
             task.add_done_callback(lambda t: self._landed(media.sha256, flight, t))
@@ -161,10 +163,12 @@ class FileCache:
                     await self._client().aio.files.get(name=uploaded.name)
             except errors.catchable() as exc:
                 normalised = errors.normalise(exc)
-                if normalised is None or normalised.code not in (403, 404):
+                if normalised is None:
                     raise
-                self._files.pop(sha, None)
-                forgotten = True
+                if normalised.code in (403, 404):
+                    self._files.pop(sha, None)
+                    forgotten = True
+                # anything else says nothing of the file: the caller's error stands
         return forgotten
 
     async def aclose(self) -> None:
