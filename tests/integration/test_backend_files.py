@@ -298,6 +298,18 @@ async def test_a_cancelled_upload_leaves_no_file(
     assert emulator.count(action="upload", status=200) == 2 and len(emulator.files) == 1
 
 
+async def test_an_upload_that_outlives_the_attempt_is_a_timeout_and_leaves_nothing(
+    backend: GeminiBackend, emulator: Emulator, spool: Path
+) -> None:
+    emulator.configure("*", faults=[{"kind": "hang", "actions": ["upload_data"], "count": 1}])
+    with pytest.raises(gexc.GoogleAPICallError) as caught:
+        await backend.generate(MODEL, ask("read it", PDF_PATH), timeout=0.5)
+    assert classify(caught.value).category is Category.TIMEOUT
+    await backend.aclose()  # waits for the abandoned upload's clean-up
+    assert emulator.count(action="file_delete") == 1
+    assert emulator.files == [] and leftovers(spool) == []
+
+
 async def test_a_cancelled_waiter_does_not_cancel_an_upload_others_wait_for(
     emulator_server: EmulatorServer, emulator: Emulator
 ) -> None:
