@@ -149,3 +149,44 @@ def _aiohttp_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return ()
     return (aiohttp.ClientError,)
+
+
+_CATCHABLE: tuple[type[BaseException], ...] = ()
+
+
+def catchable() -> tuple[type[BaseException], ...]:
+    """The exception types an SDK call raises for upstream trouble, plus our own
+    timeouts. Built on first use: it needs the SDK's and httpx2's classes."""
+    global _CATCHABLE  # a cache of immutable class references, not configuration
+    if not _CATCHABLE:
+        import httpx2
+        from google.genai import errors as genai_errors
+
+        _CATCHABLE = (
+            TimeoutError,
+            genai_errors.APIError,
+            genai_errors.UnknownApiResponseError,
+            httpx2.TransportError,
+            json.JSONDecodeError,
+            ConnectionError,
+            *_aiohttp_errors(),
+        )
+    return _CATCHABLE
+
+
+def refused(message: str) -> gexc.GoogleAPICallError:
+    """A request this backend will not send (a file it cannot read, a file that changed
+    since it was checked): 400, status label "refused", so a bad_request."""
+    exc = gexc.BadRequest(message)
+    attach(exc, Upstream(status="refused"))
+    return exc
+
+
+def normalise_upload(exc: BaseException) -> gexc.GoogleAPICallError | None:
+    """As :func:`normalise`, plus what ``files.upload`` raises when the resumable
+    protocol's answers are not what it expects: ``KeyError`` (no upload URL on the
+    start's answer) and ``ValueError`` (a final chunk not answered ``final``)."""
+    found = normalise(exc)
+    if found is None and isinstance(exc, KeyError | ValueError):
+        return transport_error("malformed", f"malformed upload answer: {exc}")
+    return found
