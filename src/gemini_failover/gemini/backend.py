@@ -338,7 +338,7 @@ def _catchable() -> tuple[type[BaseException], ...]:
             httpx2.TransportError,
             json.JSONDecodeError,
             ConnectionError,
-            *errors._aiohttp_errors(),
+            *errors.aiohttp_errors(),
         )
     return _CATCHABLE
 
