@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import NoReturn
+from typing import Literal, NoReturn
 
 from gemini_failover.config import Settings
 from gemini_failover.resilience import events as ev
@@ -25,6 +25,8 @@ from gemini_failover.resilience.errors import UPSTREAM_ERRORS, Category, Upstrea
 from gemini_failover.resilience.model import ModelState
 from gemini_failover.resilience.request import BreakerRejected, RequestContext
 from gemini_failover.resilience.results import AttemptRecord, RequestFailed
+
+ShedReason = Literal["rate_limited", "overloaded", "deadline"]
 
 
 class AttemptRunner:
@@ -48,7 +50,11 @@ class AttemptRunner:
         )
 
     def shed(
-        self, req: RequestContext, state: ModelState, reason: str, retry_after: float | None
+        self,
+        req: RequestContext,
+        state: ModelState,
+        reason: ShedReason,
+        retry_after: float | None,
     ) -> NoReturn:
         """End the request without calling the model: ``reason`` is "rate_limited",
         "overloaded" or "deadline"."""
@@ -65,7 +71,7 @@ class AttemptRunner:
             )
         raise RequestFailed(Category.TIMEOUT, f"deadline exceeded waiting for {state.name}")
 
-    def failed(
+    def record_failure(
         self,
         req: RequestContext,
         state: ModelState,
@@ -184,7 +190,7 @@ class Attempt:
             return
         if isinstance(exc, UPSTREAM_ERRORS):
             try:
-                failure = runner.failed(self._req, state, permit, exc, self.started)
+                failure = runner.record_failure(self._req, state, permit, exc, self.started)
             finally:
                 state.slots.release()
             raise failure from exc

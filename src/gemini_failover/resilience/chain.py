@@ -29,6 +29,13 @@ from gemini_failover.resilience.results import FailoverRecord
 from gemini_failover.resilience.state import CooldownKind, StateStore
 from gemini_failover.resilience.status import BreakerStatus, ModelStatus, ProfileStatus
 
+#: The event a local cool-down of each kind is announced with (rate limits: none, the
+#: attempt's own AttemptFinished says it).
+_COOLDOWN_EVENTS: dict[CooldownKind, type[ev.QuotaExhausted | ev.ModelUnavailable]] = {
+    CooldownKind.QUOTA_EXHAUSTED: ev.QuotaExhausted,
+    CooldownKind.UNAVAILABLE: ev.ModelUnavailable,
+}
+
 #: Orders failovers across chains (the latest one is reported, whichever chain).
 _FAILOVER_ORDER = itertools.count(1)
 
@@ -153,10 +160,9 @@ class Chain:
             return
         state.cooldowns[kind] = until
         self.store.publish_cooldown(state.name, kind, until)
-        if kind is CooldownKind.QUOTA_EXHAUSTED:
-            self.events.publish(ev.QuotaExhausted(state.name, until))
-        elif kind is CooldownKind.UNAVAILABLE:
-            self.events.publish(ev.ModelUnavailable(state.name, until))
+        event = _COOLDOWN_EVENTS.get(kind)
+        if event is not None:
+            self.events.publish(event(state.name, until))
         self._cooldown_changed(kind, until)
 
     def note_failover(self, record: FailoverRecord) -> None:

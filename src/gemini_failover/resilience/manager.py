@@ -68,7 +68,6 @@ class FailoverManager:
         self.store: StateStore = store or MemoryStateStore()
         self.clock: Clock = clock or SystemClock()
         self.events = events or ev.EventBus()
-        rng = rng or random.Random()
         s = settings.retry
         self.budget = RetryBudget(
             self.clock,
