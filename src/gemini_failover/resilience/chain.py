@@ -82,9 +82,6 @@ class Chain:
     def __len__(self) -> int:
         return len(self.states)
 
-    def __contains__(self, state: object) -> bool:
-        return state in self.states
-
     def get(self, model: str) -> ModelState | None:
         return self._by_name.get(model)
 
