@@ -133,14 +133,14 @@ def normalise(exc: BaseException) -> gexc.GoogleAPICallError | None:
         return from_status(int(exc.code), message, details=details, headers=headers)
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return transport_error("timeout", f"no answer in time ({type(exc).__name__})")
-    if isinstance(exc, (httpx2.TransportError, ConnectionError, *_aiohttp_errors())):
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, *aiohttp_errors())):
         return transport_error("network", f"connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
         return transport_error("malformed", f"malformed response body: {exc}")
     return None
 
 
-def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+def aiohttp_errors() -> tuple[type[BaseException], ...]:
     """aiohttp's transport errors. google-genai switches its async transport to aiohttp
     whenever aiohttp is importable (it is not a dependency of ours, but a user's
     environment may have it)."""
@@ -169,7 +169,7 @@ def catchable() -> tuple[type[BaseException], ...]:
             httpx2.TransportError,
             json.JSONDecodeError,
             ConnectionError,
-            *_aiohttp_errors(),
+            *aiohttp_errors(),
         )
     return _CATCHABLE
 
