@@ -21,6 +21,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.shared_state", []),
     ("bench.chaos_load", []),
     ("bench.storm", []),
+    ("bench.files", []),
 ]
 
 
