@@ -56,9 +56,22 @@ _HOW_TO_ALLOW = (
     f"of absolute folders separated by '{os.pathsep}'"
 )
 
+#: The walk needs ``dir_fd`` opens and O_NOFOLLOW/O_DIRECTORY (Linux, macOS, BSDs).
+#: Elsewhere (Windows) the module imports but reads nothing: it fails closed.
+SUPPORTED = (
+    all(hasattr(os, flag) for flag in ("O_NOFOLLOW", "O_DIRECTORY", "O_NONBLOCK", "O_NOCTTY"))
+    and os.open in os.supports_dir_fd
+)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _O_CLOEXEC
-_O_LEAF = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _O_CLOEXEC
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _O_NOFOLLOW | _O_CLOEXEC
+_O_LEAF = (
+    os.O_RDONLY
+    | _O_NOFOLLOW
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | _O_CLOEXEC
+)
 
 #: Test seam: called with the checked real path between the check and the open, so a
 #: test can change the filesystem there deterministically (a race without sleeps).
@@ -164,6 +177,8 @@ class Roots:
         """(real path, root, components below the root) for a user path, or InputError.
         Filesystem metadata only; nothing is opened."""
         path = user_path(argument, raw)
+        if not SUPPORTED:
+            raise InputError(argument, raw, "reading files needs Linux or macOS (POSIX opens)")
         if not self._dirs:
             raise InputError(argument, raw, f"no folder is allowed: {_HOW_TO_ALLOW}")
         real = os.path.realpath(path)
