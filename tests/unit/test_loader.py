@@ -308,6 +308,22 @@ def test_directory_expands_to_its_text_files_in_a_stable_order(root: Path) -> No
     assert load(root, repo).attachments == got.attachments  # stable
 
 
+def test_gitignore_files_above_a_named_folder_apply_up_to_the_root(
+    root: Path, tmp_path: Path
+) -> None:
+    repo = make_repo(root)
+    (repo / "src" / "debug.log").write_text("noise")
+    (repo / "src" / "build").mkdir()
+    (repo / "src" / "build" / "gen.txt").write_text("built")
+    (repo / "src" / "secret_key.py").write_text("k")
+    (root / ".gitignore").write_text("secret_*.py\n")
+    (tmp_path / ".gitignore").write_text("*.py\n")  # above the root: never read
+    got = load(root, repo / "src")
+    assert [a.label for a in got.attachments] == [f"{repo}/src/main.py", f"{repo}/src/pkg/mod.py"]
+    ignored = {i.label for i in got.report.left_out if i.reason == "ignored"}
+    assert {f"{repo}/src/debug.log", f"{repo}/src/build", f"{repo}/src/secret_key.py"} <= ignored
+
+
 def test_explicit_files_come_first_and_duplicates_are_dropped(root: Path) -> None:
     repo = make_repo(root)
     got = load(root, repo, repo / "src" / "logo.png")

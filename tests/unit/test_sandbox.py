@@ -81,11 +81,17 @@ def test_nothing_is_readable_without_roots_and_the_error_says_how(tree: Path) ->
         ("file://example.com/etc/passwd", "host"),
         ("file:///etc/passwd?x=1", "query"),
         ("https://example.com/a.txt", "file:// URIs"),
+        ("c:relative", "file:// URIs"),
+        ("file:///tmp/%ff", "not UTF-8"),
     ],
 )
 def test_bad_paths_are_refused_before_any_lookup(raw: str, problem: str) -> None:
     with pytest.raises(InputError, match=problem):
         user_path("files[3]", raw)
+
+
+def test_an_absolute_path_may_contain_a_colon_and_slashes() -> None:
+    assert user_path("files[0]", "/tmp/a://b") == "/tmp/a://b"
 
 
 def test_file_uris_are_percent_decoded_and_localhost_is_local(tree: Path) -> None:

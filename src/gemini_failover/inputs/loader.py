@@ -30,7 +30,14 @@ from gemini_failover.inputs.media import (
 )
 from gemini_failover.inputs.sandbox import InputError, Opened, Roots, user_path
 from gemini_failover.inputs.settings import InputSettings
-from gemini_failover.inputs.walk import FileEntry, Reason, Skipped, WalkLimits, walk
+from gemini_failover.inputs.walk import (
+    FileEntry,
+    Reason,
+    Skipped,
+    WalkLimits,
+    ancestor_ignores,
+    walk,
+)
 from gemini_failover.protocol import Attachment, Media, TextFile
 
 #: Left-out entries listed one by one in a report (all are counted in ``left_out_counts``).
@@ -264,7 +271,7 @@ class _Run:
         was_truncated = self.limits.truncated
         spent = 0
         stop: tuple[Reason, str] | None = None
-        gen = walk(opened.fd, raw, self.limits)
+        gen = walk(opened.fd, raw, self.limits, ancestor_ignores(opened))
         try:
             for event in gen:
                 if isinstance(event, Skipped):

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ _O_LEAF = (
     | _O_CLOEXEC
 )
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # a URI scheme (paths start with "/")
+
 #: Test seam: called with the checked real path between the check and the open, so a
 #: test can change the filesystem there deterministically (a race without sleeps).
 _after_check: Callable[[str], None] | None = None
@@ -96,6 +99,7 @@ class Opened:
     st: os.stat_result
     real_path: str  # the checked real path (inside ``root``)
     root: str
+    parts: tuple[str, ...] = ()  # ``real_path``'s components below ``root``
 
     @property
     def is_dir(self) -> bool:
@@ -122,8 +126,11 @@ def user_path(argument: str, raw: str) -> str:
             )
         if parts.query or parts.fragment:
             raise InputError(argument, raw, "a file URI with a query or fragment is not a file")
-        path = unquote(parts.path, errors="strict")
-    elif "://" in raw:
+        try:
+            path = unquote(parts.path, errors="strict")
+        except UnicodeDecodeError:
+            raise InputError(argument, raw, "percent-encodes bytes that are not UTF-8") from None
+    elif _SCHEME.match(raw):
         raise InputError(argument, raw, "only absolute paths and file:// URIs are files")
     if "\x00" in path:
         raise InputError(argument, raw, "contains a NUL byte")
@@ -238,7 +245,7 @@ class Roots:
         except BaseException:
             os.close(fd)
             raise
-        return Opened(fd=fd, st=after, real_path=real, root=root)
+        return Opened(fd=fd, st=after, real_path=real, root=root, parts=parts)
 
 
 def _require_kind(argument: str, raw: str, st: os.stat_result, allow_dir: bool) -> None:
@@ -301,3 +308,27 @@ def _open_problem(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "is not readable (permission denied)"
     return f"cannot be opened ({exc.strerror})"
+
+
+def ancestor_dirs(opened: Opened) -> Iterator[tuple[tuple[str, ...], int]]:
+    """The directories from ``opened.root`` down to the parent of ``opened``, each as
+    (its components below the root, an fd valid until the next item), opened like the
+    walk: from the root's descriptor, never following a symlink. Stops quietly at the
+    first one that cannot be opened (they only supply .gitignore rules)."""
+    try:
+        cur = os.open(opened.root, _O_DIR)
+    except OSError:
+        return
+    try:
+        for depth in range(len(opened.parts)):
+            yield opened.parts[:depth], cur
+            if depth == len(opened.parts) - 1:
+                break
+            try:
+                nxt = os.open(opened.parts[depth], _O_DIR, dir_fd=cur)
+            except OSError:
+                return
+            os.close(cur)
+            cur = nxt
+    finally:
+        os.close(cur)

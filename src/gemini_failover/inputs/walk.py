@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pathspec
 
-from gemini_failover.inputs.sandbox import InputError, open_child
+from gemini_failover.inputs.sandbox import InputError, Opened, ancestor_dirs, open_child
 
 #: Largest .gitignore read (a bigger one is ignored, and reported).
 GITIGNORE_MAX_BYTES = 256 * 1024
@@ -66,15 +66,34 @@ class WalkLimits:
 
 
 @dataclass(frozen=True, slots=True)
-class _Ignore:
+class Ignore:
+    """One .gitignore's rules: they apply to paths under ``base`` (components below the
+    walked directory); ``prefix`` is prepended for a .gitignore above that directory."""
+
     base: tuple[str, ...]
     spec: pathspec.GitIgnoreSpec
+    prefix: tuple[str, ...] = ()
 
 
-def walk(top_fd: int, label: str, limits: WalkLimits) -> Generator[FileEntry | Skipped, None, None]:
+def walk(
+    top_fd: int, label: str, limits: WalkLimits, inherited: Sequence[Ignore] = ()
+) -> Generator[FileEntry | Skipped, None, None]:
     """Walk the directory open at ``top_fd`` (not closed here). ``label`` names it in
-    errors. Stops when ``limits.entries_left`` runs out (sets ``truncated``)."""
-    yield from _walk_dir(top_fd, (), label, limits, [])
+    errors; ``inherited``: rules of .gitignore files above it (see :func:`ancestor_ignores`).
+    Stops when ``limits.entries_left`` runs out (sets ``truncated``)."""
+    yield from _walk_dir(top_fd, (), label, limits, list(inherited))
+
+
+def ancestor_ignores(opened: Opened) -> list[Ignore]:
+    """Rules of the .gitignore files between the allowed root and ``opened`` (a named
+    directory), as git applies a repository's .gitignore to its sub-folders. Files
+    above the root are never read."""
+    found = []
+    for rel, fd in ancestor_dirs(opened):
+        spec = _read_gitignore(fd, opened.real_path, rel)
+        if spec is not None:
+            found.append(Ignore((), spec, opened.parts[len(rel) :]))
+    return found
 
 
 def _walk_dir(
@@ -82,7 +101,7 @@ def _walk_dir(
     rel: tuple[str, ...],
     label: str,
     limits: WalkLimits,
-    ignores: list[_Ignore],
+    ignores: list[Ignore],
 ) -> Generator[FileEntry | Skipped, None, None]:
     names: list[tuple[str, os.stat_result | None]] = []
     with os.scandir(dir_fd) as it:
@@ -103,7 +122,7 @@ def _walk_dir(
     if gitignore is not None and stat.S_ISREG(gitignore.st_mode):
         spec = _read_gitignore(dir_fd, label, rel)
         if spec is not None:
-            local.append(_Ignore(rel, spec))
+            local.append(Ignore(rel, spec))
 
     files: list[tuple[str, os.stat_result]] = []
     dirs: list[tuple[str, os.stat_result]] = []
@@ -177,13 +196,13 @@ def _read_gitignore(dir_fd: int, label: str, rel: tuple[str, ...]) -> pathspec.G
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
-def _ignored(ignores: list[_Ignore], path: tuple[str, ...], *, directory: bool) -> bool:
+def _ignored(ignores: list[Ignore], path: tuple[str, ...], *, directory: bool) -> bool:
     """Git's rule: the deepest .gitignore with a matching pattern decides (its last
     matching pattern, so ``!keep.log`` re-includes); a directory is matched with a
     trailing slash so ``build/`` patterns apply. An ignored directory is not entered, so
     nothing under it can be re-included, as in git."""
     for ignore in reversed(ignores):
-        sub = "/".join(path[len(ignore.base) :]) + ("/" if directory else "")
+        sub = "/".join((*ignore.prefix, *path[len(ignore.base) :])) + ("/" if directory else "")
         result = ignore.spec.check_file(sub)
         if result.include is not None:
             return result.include
