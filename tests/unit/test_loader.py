@@ -324,6 +324,20 @@ def test_gitignore_files_above_a_named_folder_apply_up_to_the_root(
     assert {f"{repo}/src/debug.log", f"{repo}/src/build", f"{repo}/src/secret_key.py"} <= ignored
 
 
+def test_a_folder_symlink_to_outside_is_not_entered(root: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    d = root / "d"
+    d.mkdir()
+    (d / "ok.txt").write_text("ok")
+    (d / "ext").symlink_to(outside)
+    got = load(root, d)
+    assert [a.label for a in got.attachments] == [f"{d}/ok.txt"]
+    assert all("secret" not in a.text for a in got.attachments if isinstance(a, TextFile))
+    assert got.report.left_out_counts == {"symlink": 1}
+
+
 def test_explicit_files_come_first_and_duplicates_are_dropped(root: Path) -> None:
     repo = make_repo(root)
     got = load(root, repo, repo / "src" / "logo.png")
