@@ -163,7 +163,7 @@ class FailoverManager:
         self, request: GenerationRequest, *, request_id: str | None = None
     ) -> Result:
         req = self._new_request("generate", request_id)
-        validate = validator(request)
+        validate = await validator(request)
         started = self.clock.monotonic()
 
         async def call(model: str, timeout: float) -> Result:

@@ -90,7 +90,7 @@ class ManagedStream:
         e, req = self._e, self._req
         started = e.clock.monotonic()
         needs = Needs.of(self._request)
-        validate = validator(self._request)
+        validate = await validator(self._request)
         prov = req.provenance
         route = Route(e.retrier.runner.chain, req, needs, e.profiles, started)
         try:
@@ -229,8 +229,8 @@ class ManagedStream:
                 if self._buffered:
                     if not text:
                         raise EmptyResponse(f"{state.name} streamed no text")
-                    if self._request.structured:
-                        validator(self._request)(text)
+                    if (validate := await validator(self._request)) is not None:
+                        await validate(text)
                 elif not stitcher.text:
                     raise EmptyResponse(f"{state.name} streamed no text")
         except UpstreamFailure:
