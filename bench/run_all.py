@@ -22,6 +22,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.chaos_load", []),
     ("bench.storm", []),
     ("bench.conversations", []),
+    ("bench.files", []),
     ("bench.gateway", []),
 ]
 

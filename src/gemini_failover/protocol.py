@@ -183,6 +183,9 @@ class ModelInfo:
     input_token_limit: int | None = None
     output_token_limit: int | None = None
     supported_methods: tuple[str, ...] = ()
+    #: Whether the model thinks (``Model.thinking``); None when models.get does not say.
+    #: It does not say how (budget or level): see ``gemini.content``.
+    thinking: bool | None = None
 
 
 class Backend(Protocol):

@@ -12,6 +12,7 @@ from gemini_failover.gateway.errors import STATUS_FOR, blocked_response, failure
 from gemini_failover.gateway.mapping import MappingError
 from gemini_failover.gateway.routing import ChainRouter
 from gemini_failover.protocol import Turn
+from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
 
 USER = {"role": "user", "parts": [{"text": "Hi "}, {"text": "there"}]}
@@ -143,17 +144,17 @@ def test_the_unsupported_table_lists_what_is_refused_today() -> None:
 @pytest.mark.parametrize(
     ("category", "retry_after", "status", "retry_delay"),
     [
-        ("rate_limited", 12.0, 429, "12s"),
-        ("overloaded", 1.0, 429, "1s"),
-        ("no_capable_model", None, 400, None),
-        ("bad_request", None, 400, None),
-        ("timeout", None, 504, None),
-        ("unavailable", 2.5, 503, "2.5s"),
-        ("something_new", None, 500, None),
+        (Category.RATE_LIMITED, 12.0, 429, "12s"),
+        (Category.OVERLOADED, 1.0, 429, "1s"),
+        (Category.NO_CAPABLE_MODEL, None, 400, None),
+        (Category.BAD_REQUEST, None, 400, None),
+        (Category.TIMEOUT, None, 504, None),
+        (Category.UNAVAILABLE, 2.5, 503, "2.5s"),
+        (Category.BUG, None, 500, None),
     ],
 )
 def test_the_error_table(
-    category: str, retry_after: float | None, status: int, retry_delay: str | None
+    category: Category, retry_after: float | None, status: int, retry_delay: str | None
 ) -> None:
     reply = failure_reply(RequestFailed(category, "what happened", retry_after=retry_after))
     assert reply.code == status
@@ -161,12 +162,15 @@ def test_the_error_table(
     delays = [d["retryDelay"] for d in details if d["@type"].endswith("RetryInfo")]
     assert delays == ([retry_delay] if retry_delay else [])
     assert bool(dict(reply.headers).get("retry-after")) == (retry_delay is not None)
-    assert STATUS_FOR.get(category, 500) == status
+
+
+def test_every_category_has_a_status() -> None:
+    assert set(STATUS_FOR) == set(Category)
 
 
 def test_an_upstream_auth_failure_is_a_fixed_502_message() -> None:
     failed = RequestFailed(
-        "auth",
+        Category.AUTH,
         "Gemini rejected the credentials (401) for pro: key AIza-secret is bad. Check ...",
     )
     reply = failure_reply(failed)
@@ -176,7 +180,7 @@ def test_an_upstream_auth_failure_is_a_fixed_502_message() -> None:
 
 
 def test_a_refusal_is_a_200_answer_with_the_block_reason() -> None:
-    failed = RequestFailed("blocked", "the response was blocked by ... filters (RECITATION)")
+    failed = RequestFailed(Category.BLOCKED, "the response was blocked by ... filters (RECITATION)")
     body = blocked_response(failed, model_version="pro", response_id="r")
     assert body["candidates"][0]["finishReason"] == "RECITATION"
     assert body["modelVersion"] == "pro"

@@ -29,10 +29,10 @@ from gemini_failover.state.conversations import (
     Saved,
     exchanges_to_drop,
     new_conversation_id,
-    open_conversation_store,
     prepare_exchange,
     validate_conversation_id,
 )
+from gemini_failover.state.factory import open_conversation_store
 
 SHA = "ab" * 32
 

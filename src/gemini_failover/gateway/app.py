@@ -58,6 +58,7 @@ from gemini_failover.gateway.progress import (
 )
 from gemini_failover.gateway.routing import ChainRouter, Target
 from gemini_failover.protocol import GenerationRequest, Turn, Usage
+from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
 from gemini_failover.server.http import Security, SecurityMiddleware, probe_routes
 from gemini_failover.server.runtime import Runtime
@@ -220,7 +221,7 @@ class GeminiGateway:
         self, replier: AsgiReplier, rid: str, exc: RequestFailed, first_model: str
     ) -> None:
         headers = headers_of(rid, exc.provenance)
-        if exc.category == "blocked":
+        if exc.category is Category.BLOCKED:
             served = (exc.provenance.served_by if exc.provenance else None) or first_model
             body = blocked_response(exc, model_version=served, response_id=rid)
             await replier.json(200, body, headers)
@@ -268,7 +269,7 @@ class GeminiGateway:
             try:
                 first = await anext(deltas)
             except RequestFailed as exc:
-                if exc.category != "blocked":
+                if exc.category is not Category.BLOCKED:
                     await self._failed(replier, rid, exc, target.first)
                     return
                 await self._start_stream(frames, rid, progress)
@@ -316,7 +317,7 @@ class GeminiGateway:
         """A stream that cannot go on: a refusal is its last event (as Gemini sends
         it), anything else an error event (which the SDKs raise)."""
         watch.active = False
-        if exc.category == "blocked":
+        if exc.category is Category.BLOCKED:
             await frames.send(blocked_response(exc, model_version=model, response_id=rid))
         else:
             reply = failure_reply(exc)

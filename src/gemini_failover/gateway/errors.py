@@ -20,25 +20,28 @@ from gemini_failover.emulator.wire import (
     retry_after_header,
     retry_info,
 )
+from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
 
 __all__ = ["STATUS_FOR", "blocked_response", "failure_reply"]
 
-#: RequestFailed.category -> HTTP status. Anything not listed: 500.
-STATUS_FOR: dict[str, int] = {
-    "rate_limited": 429,  # the model asked us to wait and the deadline cannot cover it
-    "overloaded": 429,  # shed: too many requests queued for a model
-    "quota_exhausted": 429,
-    "no_capable_model": 400,  # no model in the chain fits the request
-    "bad_request": 400,  # upstream rejected the request itself
-    "auth": 502,  # upstream rejected the gateway's credentials
-    "timeout": 504,  # the request's deadline passed
-    "unavailable": 503,  # every model failed or is out (breaker, cool-down)
-    "stream_broken": 503,  # continuation policy "fail"
-    "transient": 503,
-    "model_unavailable": 503,
-    "semantic": 502,  # upstream answers were empty or broke the schema
-    "cancelled": 499,
+#: RequestFailed.category -> HTTP status: one row per Category (a test checks).
+STATUS_FOR: dict[Category, int] = {
+    Category.RATE_LIMITED: 429,  # the model asked us to wait; the deadline cannot cover it
+    Category.OVERLOADED: 429,  # shed: too many requests queued for a model
+    Category.QUOTA_EXHAUSTED: 429,
+    Category.NO_CAPABLE_MODEL: 400,  # no model in the chain fits the request
+    Category.BAD_REQUEST: 400,  # upstream rejected the request itself
+    Category.AUTH: 502,  # upstream rejected the gateway's credentials
+    Category.TIMEOUT: 504,  # the request's deadline passed
+    Category.UNAVAILABLE: 503,  # every model failed or is out (breaker, cool-down)
+    Category.STREAM_BROKEN: 503,  # continuation policy "fail"
+    Category.TRANSIENT: 503,
+    Category.MODEL_UNAVAILABLE: 503,
+    Category.SEMANTIC: 502,  # upstream answers were empty or broke the schema
+    Category.BLOCKED: 200,  # a refusal is an answer (blocked_response), not an error
+    Category.CANCELLED: 499,
+    Category.BUG: 500,
 }
 
 _AUTH_MESSAGE = (
@@ -53,7 +56,7 @@ _BLOCK_REASON = re.compile(r"\(([A-Z_]+)\)\s*$")
 def failure_reply(exc: RequestFailed) -> ErrorReply:
     """The error answer for a failed request."""
     code = STATUS_FOR.get(exc.category, 500)
-    if exc.category == "auth":
+    if exc.category is Category.AUTH:
         found = _MODEL_IN_AUTH.search(exc.message)
         model = found.group(1) if found else "upstream"
         body = error_body(502, _AUTH_MESSAGE.format(model=model), status="UNAVAILABLE")

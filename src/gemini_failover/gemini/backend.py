@@ -16,12 +16,15 @@ import asyncio
 import functools
 import json
 import math
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
 from gemini_failover.gemini import errors
+from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
+from gemini_failover.gemini.content import render_contents, thinking_config
+from gemini_failover.gemini.uploads import DEFAULT_REUSE_MARGIN, FileCache, Opener
 from gemini_failover.protocol import (
     GenerationRequest,
     GenerationResult,
@@ -42,6 +45,9 @@ _BLOCK_REASONS = frozenset(
 )
 
 
+_T = TypeVar("_T")
+
+
 @functools.lru_cache(maxsize=256)
 def _sdk_config(
     system_instruction: str | None,
@@ -50,17 +56,29 @@ def _sdk_config(
     max_output_tokens: int | None,
     stop_sequences: tuple[str, ...],
     schema_json: str | None,
+    google_search: bool = False,
+    url_context: bool = False,
+    thinking_json: str | None = None,
 ) -> genai_types.GenerateContentConfig:
     from google.genai import types
 
+    tools: list[types.Tool] = []
+    if google_search:
+        tools.append(types.Tool(google_search=types.GoogleSearch()))
+    if url_context:
+        tools.append(types.Tool(url_context=types.UrlContext()))
     config = types.GenerateContentConfig(
         system_instruction=system_instruction,
         temperature=temperature,
         top_p=top_p,
         max_output_tokens=max_output_tokens,
         stop_sequences=list(stop_sequences) or None,
+        tools=tools or None,
+        thinking_config=(
+            types.ThinkingConfig(**json.loads(thinking_json)) if thinking_json else None
+        ),
         automatic_continuation=False,
-        # no tools are passed; skip the SDK's function-calling loop entirely
+        # no function tools are passed; skip the SDK's function-calling loop entirely
         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
     )
     if schema_json is not None:
@@ -120,12 +138,22 @@ class GeminiBackend:
         api_key: str,
         base_url: str | None = None,
         api_version: str = "v1beta",
+        opener: Opener | None = None,
+        upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
+        spool_dir: str | None = None,
     ) -> None:
+        """``opener`` reads a path-only ``Media`` for the Files API (without one such
+        media are refused); an upload is reused until ``upload_reuse_margin`` seconds
+        before it expires; content to upload is spooled to a private temporary file in
+        ``spool_dir`` (default: the system's temporary directory) while it is sent."""
         self._api_key = api_key
         self._base_url = base_url
         self._api_version = api_version
         self._client: genai.Client | None = None
         self._info_cache: dict[str, ModelInfo] = {}
+        self._files = FileCache(
+            self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
+        )
 
     def __repr__(self) -> str:  # never show the key
         return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"
@@ -154,21 +182,45 @@ class GeminiBackend:
         return self._client
 
     async def aclose(self) -> None:
+        await self._files.aclose()
         if self._client is not None:
             await self._client.aio.aclose()
             self._client = None
 
     # -- request building -------------------------------------------------------
 
-    @staticmethod
-    def _contents(turns: tuple[Turn, ...]) -> list[dict[str, Any]]:
-        return [{"role": t.role, "parts": [{"text": t.text}]} for t in turns]
+    async def _with_contents(
+        self,
+        turns: tuple[Turn, ...],
+        urls: tuple[str, ...],
+        call: Callable[[list[dict[str, Any]]], Awaitable[_T]],
+        *,
+        timeout: float,
+    ) -> _T:
+        """Render ``turns`` (uploading files as needed) and ``call`` with them. When the
+        call fails with 403/404 and an uploaded file it referenced is gone upstream
+        (deleted, expired), upload it again and call once more."""
+        contents, referenced = await render_contents(turns, urls, self._files)
+        try:
+            return await call(contents)
+        except errors.catchable() as exc:
+            normalised = errors.normalise(exc)
+            if (
+                not referenced
+                or normalised is None
+                or normalised.code not in (403, 404)
+                or not await self._files.forget_missing(referenced, timeout=timeout)
+            ):
+                raise
+        contents, _ = await render_contents(turns, urls, self._files)
+        return await call(contents)
 
     @staticmethod
-    def _config(request: GenerationRequest) -> genai_types.GenerateContentConfig:
+    def _config(model: str, request: GenerationRequest) -> genai_types.GenerateContentConfig:
         """The SDK config for a request (cached by its values: building and validating
         the pydantic model costs more than the rest of our per-call work together)."""
         schema = request.response_schema
+        thinking = thinking_config(model, request.thinking)
         return _sdk_config(
             request.system_instruction,
             request.temperature,
@@ -176,57 +228,65 @@ class GeminiBackend:
             request.max_output_tokens,
             request.stop_sequences,
             json.dumps(schema, sort_keys=True) if schema is not None else None,
+            request.google_search,
+            bool(request.urls),
+            json.dumps(thinking, sort_keys=True) if thinking is not None else None,
         )
 
     # -- response reading -------------------------------------------------------
 
     @staticmethod
-    def _usage(response: genai_types.GenerateContentResponse) -> Usage | None:
-        meta = response.usage_metadata
-        if meta is None:
-            return None
-        prompt = meta.prompt_token_count or 0
-        output = meta.candidates_token_count or 0
-        return Usage(prompt, output, meta.total_token_count or prompt + output)
-
-    @staticmethod
-    def _read(response: genai_types.GenerateContentResponse) -> tuple[str, str | None]:
-        """(text, finish_reason) of the first candidate; raises for blocks."""
+    def _read(response: genai_types.GenerateContentResponse) -> tuple[str, str, str | None]:
+        """(text, thoughts, finish_reason) of the first candidate; raises for blocks."""
         feedback = response.prompt_feedback
         if feedback is not None and feedback.block_reason is not None:
             raise ResponseBlocked(f"prompt blocked: {feedback.block_reason.value}")
         if not response.candidates:
-            return "", None
+            return "", "", None
         candidate = response.candidates[0]
         reason = candidate.finish_reason.value if candidate.finish_reason else None
-        parts = candidate.content.parts if candidate.content and candidate.content.parts else []
-        text = "".join(p.text for p in parts if p.text and not p.thought)
+        text, thoughts = split_parts(candidate)
         if reason in _BLOCK_REASONS:
             raise ResponseBlocked(reason or "unknown")
-        return text, reason
+        return text, thoughts, reason
+
+    @staticmethod
+    def _grounding_metadata(
+        response: genai_types.GenerateContentResponse,
+    ) -> genai_types.GroundingMetadata | None:
+        return response.candidates[0].grounding_metadata if response.candidates else None
 
     # -- operations -------------------------------------------------------------
 
     async def generate(
         self, model: str, request: GenerationRequest, *, timeout: float
     ) -> GenerationResult:
+        config = self._config(model, request)
+
+        async def call(contents: list[dict[str, Any]]) -> genai_types.GenerateContentResponse:
+            response: genai_types.GenerateContentResponse
+            response = await self._aio.models.generate_content(
+                model=model, contents=contents, config=config
+            )
+            return response
+
         try:
             async with asyncio.timeout(timeout):
-                response = await self._aio.models.generate_content(
-                    model=model,
-                    contents=self._contents(request.contents),
-                    config=self._config(request),
+                response = await self._with_contents(
+                    request.contents, request.urls, call, timeout=timeout
                 )
-        except _catchable() as exc:
+        except errors.catchable() as exc:
             raise _normalised(exc) from exc
-        text, reason = self._read(response)  # first: a blocked prompt has no candidates
+        text, thoughts, reason = self._read(response)  # first: a blocked prompt has none
         if not text:
             raise EmptyResponse(f"{model} returned an empty answer (finish {reason})")
         return GenerationResult(
             text=text,
             finish_reason=reason or "STOP",
-            usage=self._usage(response) or Usage(),
+            usage=usage_of(response) or Usage(),
             model_version=response.model_version,
+            grounding=grounding_of(self._grounding_metadata(response), text),
+            thoughts=thoughts,
         )
 
     async def stream(
@@ -252,17 +312,34 @@ class GeminiBackend:
         # inner ones. Reading it in a task of its own lets us cancel that task, which
         # unwinds every generator and closes the connection at once.
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        catchable = _catchable()
+        # upload failures arrive already normalised
+        catchable: tuple[type[BaseException], ...] = (
+            *errors.catchable(),
+            gexc.GoogleAPICallError,
+        )
+        config = self._config(model, request)
+
+        async def first(contents: list[dict[str, Any]]) -> tuple[Any, Any]:
+            # An HTTP error (such as 403 for a file that is gone) comes with the first
+            # chunk, so the file check around it covers the first chunk too.
+            upstream = await self._aio.models.generate_content_stream(
+                model=model, contents=contents, config=config
+            )
+            iterator = aiter(upstream)
+            try:
+                return iterator, await anext(iterator)
+            except StopAsyncIteration:
+                return iterator, None
 
         async def read() -> None:
             try:
-                upstream = await self._aio.models.generate_content_stream(
-                    model=model,
-                    contents=self._contents(request.contents),
-                    config=self._config(request),
+                iterator, head = await self._with_contents(
+                    request.contents, request.urls, first, timeout=timeout
                 )
-                async for response in upstream:
-                    queue.put_nowait(response)
+                if head is not None:
+                    queue.put_nowait(head)
+                    async for response in iterator:
+                        queue.put_nowait(response)
             except catchable as exc:
                 queue.put_nowait(_Failed(exc))
             finally:
@@ -271,6 +348,7 @@ class GeminiBackend:
         reader = asyncio.create_task(read(), name=f"gemini-stream-{model}")
         finished = False
         answered = False  # did any chunk carry a candidate?
+        streamed: list[str] = []  # the text so far: grounding offsets count from its start
         try:
             while True:
                 try:
@@ -286,12 +364,21 @@ class GeminiBackend:
                     break
                 if isinstance(item, _Failed):
                     raise _normalised(item.exc) from item.exc
-                text, reason = self._read(item)
+                text, thoughts, reason = self._read(item)
                 answered = answered or bool(item.candidates)
                 if reason is not None:
                     finished = True
-                if text or reason is not None:
-                    yield StreamChunk(text=text, finish_reason=reason, usage=self._usage(item))
+                streamed.append(text)
+                metadata = self._grounding_metadata(item)
+                grounding = grounding_of(metadata, "".join(streamed)) if metadata else None
+                if text or thoughts or grounding or reason is not None:
+                    yield StreamChunk(
+                        text=text,
+                        finish_reason=reason,
+                        usage=usage_of(item),
+                        grounding=grounding,
+                        thoughts=thoughts,
+                    )
         finally:
             reader.cancel()
             await asyncio.wait([reader])
@@ -303,12 +390,18 @@ class GeminiBackend:
             )
 
     async def count_tokens(self, model: str, contents: tuple[Turn, ...], *, timeout: float) -> int:
+        """Tokens of ``contents`` as the model counts them, files included (path-only
+        media are uploaded: Gemini counts what it reads)."""
+
+        async def call(rendered: list[dict[str, Any]]) -> genai_types.CountTokensResponse:
+            response: genai_types.CountTokensResponse
+            response = await self._aio.models.count_tokens(model=model, contents=rendered)
+            return response
+
         try:
             async with asyncio.timeout(timeout):
-                response = await self._aio.models.count_tokens(
-                    model=model, contents=self._contents(contents)
-                )
-        except _catchable() as exc:
+                response = await self._with_contents(contents, (), call, timeout=timeout)
+        except errors.catchable() as exc:
             raise _normalised(exc) from exc
         return int(response.total_tokens or 0)
 
@@ -318,7 +411,7 @@ class GeminiBackend:
         try:
             async with asyncio.timeout(timeout):
                 response = await self._aio.models.embed_content(model=model, contents=list(texts))
-        except _catchable() as exc:
+        except errors.catchable() as exc:
             raise _normalised(exc) from exc
         vectors = [list(e.values or ()) for e in response.embeddings or ()]
         if len(vectors) != len(texts) or any(not v for v in vectors):
@@ -332,41 +425,17 @@ class GeminiBackend:
         try:
             async with asyncio.timeout(timeout):
                 raw = await self._aio.models.get(model=model)
-        except _catchable() as exc:
+        except errors.catchable() as exc:
             raise _normalised(exc) from exc
         info = ModelInfo(
             name=model,
             input_token_limit=raw.input_token_limit,
             output_token_limit=raw.output_token_limit,
             supported_methods=tuple(raw.supported_actions or ()),
+            thinking=raw.thinking,
         )
         self._info_cache[model] = info
         return info
-
-
-_CATCHABLE: tuple[type[BaseException], ...] = ()
-
-
-def _catchable() -> tuple[type[BaseException], ...]:
-    """The exception types an SDK call raises for upstream trouble, plus our own
-    timeouts. Built on first use: it needs the SDK's and httpx2's classes."""
-    global _CATCHABLE  # a cache of immutable class references, not configuration
-    if not _CATCHABLE:
-        import json
-
-        import httpx2
-        from google.genai import errors as genai_errors
-
-        _CATCHABLE = (
-            TimeoutError,
-            genai_errors.APIError,
-            genai_errors.UnknownApiResponseError,
-            httpx2.TransportError,
-            json.JSONDecodeError,
-            ConnectionError,
-            *errors._aiohttp_errors(),
-        )
-    return _CATCHABLE
 
 
 def _normalised(exc: BaseException) -> gexc.GoogleAPICallError:

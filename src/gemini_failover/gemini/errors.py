@@ -133,14 +133,14 @@ def normalise(exc: BaseException) -> gexc.GoogleAPICallError | None:
         return from_status(int(exc.code), message, details=details, headers=headers)
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
         return transport_error("timeout", f"no answer in time ({type(exc).__name__})")
-    if isinstance(exc, (httpx2.TransportError, ConnectionError, *_aiohttp_errors())):
+    if isinstance(exc, (httpx2.TransportError, ConnectionError, *aiohttp_errors())):
         return transport_error("network", f"connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
         return transport_error("malformed", f"malformed response body: {exc}")
     return None
 
 
-def _aiohttp_errors() -> tuple[type[BaseException], ...]:
+def aiohttp_errors() -> tuple[type[BaseException], ...]:
     """aiohttp's transport errors. google-genai switches its async transport to aiohttp
     whenever aiohttp is importable (it is not a dependency of ours, but a user's
     environment may have it)."""
@@ -149,3 +149,44 @@ def _aiohttp_errors() -> tuple[type[BaseException], ...]:
     except ImportError:
         return ()
     return (aiohttp.ClientError,)
+
+
+_CATCHABLE: tuple[type[BaseException], ...] = ()
+
+
+def catchable() -> tuple[type[BaseException], ...]:
+    """The exception types an SDK call raises for upstream trouble, plus our own
+    timeouts. Built on first use: it needs the SDK's and httpx2's classes."""
+    global _CATCHABLE  # a cache of immutable class references, not configuration
+    if not _CATCHABLE:
+        import httpx2
+        from google.genai import errors as genai_errors
+
+        _CATCHABLE = (
+            TimeoutError,
+            genai_errors.APIError,
+            genai_errors.UnknownApiResponseError,
+            httpx2.TransportError,
+            json.JSONDecodeError,
+            ConnectionError,
+            *aiohttp_errors(),
+        )
+    return _CATCHABLE
+
+
+def refused(message: str) -> gexc.GoogleAPICallError:
+    """A request this backend will not send (a file it cannot read, a file that changed
+    since it was checked): 400, status label "refused", so a bad_request."""
+    exc = gexc.BadRequest(message)
+    attach(exc, Upstream(status="refused"))
+    return exc
+
+
+def normalise_upload(exc: BaseException) -> gexc.GoogleAPICallError | None:
+    """As :func:`normalise`, plus what ``files.upload`` raises when the resumable
+    protocol's answers are not what it expects: ``KeyError`` (no upload URL on the
+    start's answer) and ``ValueError`` (a final chunk not answered ``final``)."""
+    found = normalise(exc)
+    if found is None and isinstance(exc, KeyError | ValueError):
+        return transport_error("malformed", f"malformed upload answer: {exc}")
+    return found

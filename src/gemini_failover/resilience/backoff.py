@@ -11,7 +11,7 @@ from __future__ import annotations
 from tenacity import RetryCallState, wait_random_exponential
 from tenacity.wait import wait_base
 
-from gemini_failover.resilience.errors import classify
+from gemini_failover.resilience.errors import Then, classify
 
 
 class wait_retry_after(wait_base):
@@ -30,6 +30,6 @@ class wait_retry_after(wait_base):
                 c = classify(exc)
                 if c.retry_after is not None:
                     return max(wait, c.retry_after)
-                if c.category.value == "rate_limited":
+                if c.action.then is Then.WAIT:  # asked to back off, without saying how long
                     return max(wait, self._default_retry_after)
         return wait

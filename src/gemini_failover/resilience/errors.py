@@ -1,10 +1,12 @@
-"""Failure classification: DESIGN.md's error table as code.
+"""Failure classification: the README's error table as code.
 
 The backend (``gemini/``) normalises every SDK, transport and decoding error into a
 ``google.api_core.exceptions`` class and attaches an :class:`Upstream` record (metrics
 label, retry-after, quota scope). ``classify`` maps such an exception to a
 :class:`Category`, and each category carries the action it implies as data
-(:data:`POLICY`), so the manager reads the table instead of re-deriving it.
+(:data:`POLICY`): the engine reads the table instead of re-deriving it, so a new
+category is one enum member and one row. The attempt bracket classifies each failure
+once, at the boundary with the backend, into an :class:`UpstreamFailure`.
 
 Nothing here imports google.genai: this module is pure policy.
 """
@@ -13,64 +15,121 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from google.api_core import exceptions as gexc
+
+from gemini_failover.state import CooldownKind
 
 QuotaScope = Literal["minute", "day"]
 
 
 class Category(enum.StrEnum):
+    """Every kind of failure: what ``classify`` makes of an upstream error, and what
+    a :class:`RequestFailed` says ended the request. One row each in :data:`POLICY`."""
+
+    # -- upstream failures (``classify``) --
     TRANSIENT = "transient"
-    TIMEOUT = "timeout"
-    RATE_LIMITED = "rate_limited"
+    TIMEOUT = "timeout"  # also: the request's own deadline passed
+    RATE_LIMITED = "rate_limited"  # also: shed while the model asks us to back off
     QUOTA_EXHAUSTED = "quota_exhausted"
     AUTH = "auth"
-    BAD_REQUEST = "bad_request"
+    BAD_REQUEST = "bad_request"  # also: an invalid JSON Schema in the request
     MODEL_UNAVAILABLE = "model_unavailable"
     BLOCKED = "blocked"
     SEMANTIC = "semantic"
     CANCELLED = "cancelled"
     BUG = "bug"
+    # -- request outcomes only (never an upstream classification) --
+    UNAVAILABLE = "unavailable"  # every model in the chain is out
+    OVERLOADED = "overloaded"  # too many requests already waiting for the model
+    NO_CAPABLE_MODEL = "no_capable_model"  # no model in the chain fits the request
+    STREAM_BROKEN = "stream_broken"  # a stream broke and the policy says not to continue
+
+
+class Then(enum.Enum):
+    """What ends a model's turn once same-model retries are spent (or pointless)."""
+
+    FAIL_OVER = "fail_over"  # try the next model in the chain
+    WAIT = "wait"  # end the request with a retry-after: never stampede the fallback
+    FAIL = "fail"  # end the request now: another model would fail the same way
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """Stop calling the model for a while after this failure: for the failure's
+    Retry-After if ``use_retry_after`` and it has one, else ``seconds`` (None: the
+    configured ``rate_limit.default_retry_after``)."""
+
+    kind: CooldownKind
+    seconds: float | None = None
+    use_retry_after: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What a category implies. Read by the manager; documented in the README."""
+    """What a category implies: the manager reads this table and branches on nothing
+    else. Documented in the README's error table."""
 
     retry_same_model: bool  # retry on the same model (with backoff / after retry-after)
-    fail_over: bool  # once same-model retries are spent, try the next model
+    then: Then  # once same-model retries are spent
     counts_against_breaker: bool  # a failure for the model's circuit breaker
-    alert_operator: bool = False  # metric + error log: a human must act
+    alert_operator: bool = False  # AuthFailure event (metric + error log): a human must act
+    cooldown: Cooldown | None = None  # stop calling the model for a while
+    #: an answer that is not one: counted per request and model, capped by
+    #: ``retry.semantic_retries`` instead of ``max_attempts_per_model``, reported
+    semantic: bool = False
+    #: the message of the RequestFailed when the request ends on it (``then`` FAIL);
+    #: fields: model, status, message, detail (the message without its final stop)
+    message: str = "{model} rejected the request: {message}"
 
+    @property
+    def fail_over(self) -> bool:
+        return self.then is Then.FAIL_OVER
+
+
+_FAIL = Action(retry_same_model=False, then=Then.FAIL, counts_against_breaker=False)
 
 POLICY: dict[Category, Action] = {
-    Category.TRANSIENT: Action(retry_same_model=True, fail_over=True, counts_against_breaker=True),
-    Category.TIMEOUT: Action(retry_same_model=True, fail_over=True, counts_against_breaker=True),
+    Category.TRANSIENT: Action(True, Then.FAIL_OVER, counts_against_breaker=True),
+    Category.TIMEOUT: Action(True, Then.FAIL_OVER, counts_against_breaker=True),
     # Rate limits: wait on the same model, never stampede the fallback, never trip.
     Category.RATE_LIMITED: Action(
-        retry_same_model=True, fail_over=False, counts_against_breaker=False
+        True, Then.WAIT, counts_against_breaker=False, cooldown=Cooldown(CooldownKind.RATE_LIMITED)
     ),
     Category.QUOTA_EXHAUSTED: Action(
-        retry_same_model=False, fail_over=True, counts_against_breaker=False
+        False,
+        Then.FAIL_OVER,
+        counts_against_breaker=False,
+        cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, 3600.0),
     ),
     Category.AUTH: Action(
-        retry_same_model=False, fail_over=False, counts_against_breaker=False, alert_operator=True
+        False,
+        Then.FAIL,
+        counts_against_breaker=False,
+        alert_operator=True,
+        message="Gemini rejected the credentials ({status}) for {model}: {detail}. "
+        "Check GEMINI_API_KEY; the operator has been alerted.",
     ),
-    Category.BAD_REQUEST: Action(
-        retry_same_model=False, fail_over=False, counts_against_breaker=False
-    ),
+    Category.BAD_REQUEST: _FAIL,
+    # A 404: skip the model for a while (its Retry-After, if any, says nothing of that).
     Category.MODEL_UNAVAILABLE: Action(
-        retry_same_model=False, fail_over=True, counts_against_breaker=False
+        False,
+        Then.FAIL_OVER,
+        counts_against_breaker=False,
+        cooldown=Cooldown(CooldownKind.UNAVAILABLE, 300.0, use_retry_after=False),
     ),
-    Category.BLOCKED: Action(retry_same_model=False, fail_over=False, counts_against_breaker=False),
-    # Semantic failures are retried once on the same model (the manager caps it).
-    Category.SEMANTIC: Action(retry_same_model=True, fail_over=True, counts_against_breaker=True),
-    Category.CANCELLED: Action(
-        retry_same_model=False, fail_over=False, counts_against_breaker=False
-    ),
-    Category.BUG: Action(retry_same_model=False, fail_over=False, counts_against_breaker=False),
+    Category.BLOCKED: replace(_FAIL, message="{message}"),
+    # Semantic failures are retried on the same model ``semantic_retries`` times.
+    Category.SEMANTIC: Action(True, Then.FAIL_OVER, counts_against_breaker=True, semantic=True),
+    Category.CANCELLED: _FAIL,
+    Category.BUG: _FAIL,
+    # Request outcomes: never the classification of an upstream error.
+    Category.UNAVAILABLE: _FAIL,
+    Category.OVERLOADED: _FAIL,
+    Category.NO_CAPABLE_MODEL: _FAIL,
+    Category.STREAM_BROKEN: _FAIL,
 }
 
 
@@ -153,8 +212,24 @@ class Classification:
         return POLICY[self.category]
 
 
+class UpstreamFailure(Exception):
+    """An upstream failure classified once, where the engine meets the backend (the
+    attempt bracket); the original exception is its ``__cause__``. Everything past
+    that point reads ``classification`` instead of classifying again."""
+
+    def __init__(self, classification: Classification) -> None:
+        super().__init__(classification.message)
+        self.classification = classification
+
+    @property
+    def action(self) -> Action:
+        return POLICY[self.classification.category]
+
+
 def classify(exc: BaseException) -> Classification:
     """Map an exception to its category. Never raises."""
+    if isinstance(exc, UpstreamFailure):
+        return exc.classification
     if isinstance(exc, asyncio.CancelledError):
         return Classification(Category.CANCELLED, "cancelled", "cancelled by the client")
     if isinstance(exc, ResponseBlocked):

@@ -64,14 +64,15 @@ class Result:
 class RequestFailed(Exception):
     """Every expected failure of a request, with a message meant for a person.
 
-    ``category`` says what kind (rate_limited, auth, bad_request, ...); ``retry_after``
+    ``category`` says what kind (a :class:`Category`, a StrEnum: it compares equal to
+    its value, "rate_limited", "auth", ...); ``retry_after``
     is set when waiting would help; ``partial_text`` holds what a broken stream had
     already produced (policy ``fail``).
     """
 
     def __init__(
         self,
-        category: Category | str,
+        category: Category,
         message: str,
         *,
         provenance: Provenance | None = None,
@@ -79,7 +80,7 @@ class RequestFailed(Exception):
         partial_text: str = "",
     ) -> None:
         super().__init__(message)
-        self.category = str(category)
+        self.category = category
         self.message = message
         self.provenance = provenance
         self.retry_after = retry_after

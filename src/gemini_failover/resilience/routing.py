@@ -1,100 +1,42 @@
-"""The pieces a request's walk down the chain is made of, shared by the manager's
-unary path (manager.py) and its streams (streaming.py): per-model state, the request
-context, the route (which model next, and why others were skipped), and the two
-internal signals that move a request to the next model.
-
-Internal to ``gemini_failover.resilience``.
-"""
+"""One request's walk down a chain: which model next, why others were skipped
+(cool-down, open breaker, capability), each failover, and how the request ended
+(RequestFinished). Shared by unary calls (manager.py) and streams (streaming.py)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from gemini_failover.config import Settings
-from gemini_failover.protocol import ModelInfo
 from gemini_failover.resilience import events as ev
-from gemini_failover.resilience.breaker import CircuitBreaker
-from gemini_failover.resilience.capabilities import ModelProfile, Needs
-from gemini_failover.resilience.clock import Clock
-from gemini_failover.resilience.errors import Classification
-from gemini_failover.resilience.results import Provenance, RequestFailed
+from gemini_failover.resilience.breaker import BreakerState
+from gemini_failover.resilience.capabilities import Needs, misfit
+from gemini_failover.resilience.chain import Chain
+from gemini_failover.resilience.errors import Category
+from gemini_failover.resilience.model import ModelState, role_of
+from gemini_failover.resilience.profiles import ProfileFetcher
+from gemini_failover.resilience.request import RequestContext
+from gemini_failover.resilience.results import FailoverRecord, RequestFailed
 from gemini_failover.state import CooldownKind
 
-if TYPE_CHECKING:
-    from gemini_failover.resilience.manager import FailoverManager
-
-ROLES = ("primary", "secondary", "tertiary", "quaternary")
-
-
-def role_of(position: int) -> str:
-    """Role of the model at 0-based *position* in a chain: primary, secondary,
-    tertiary, quaternary, then fallback-N with N the 1-based position. The health
-    document and the metrics' ``role`` label both use it."""
-    if position < 0:
-        raise ValueError(f"position must be >= 0, got {position}")
-    return ROLES[position] if position < len(ROLES) else f"fallback-{position + 1}"
-
-
-class GiveUp(Exception):
-    """This model is out for this request; try the next one."""
-
-    def __init__(self, reason: str, classification: Classification | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.classification = classification
-
-
-class BreakerRejected(Exception):
-    """The breaker opened between two attempts on the same model."""
-
-
-class ModelState:
-    def __init__(
-        self, name: str, index: int, manager: FailoverManager, settings: Settings, clock: Clock
-    ) -> None:
-        self.name = name
-        self.index = index
-        self.role = role_of(index)
-        self.breaker = CircuitBreaker(
-            name, settings.breaker, clock, on_transition=manager._breaker_changed(name)
-        )
-        self.cooldowns: dict[CooldownKind, float] = {}
-        self.info: ModelInfo | None = None
-        self.info_retry_at = 0.0
-        self.info_task: asyncio.Task[None] | None = None
-        self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
-        self.slots = asyncio.Semaphore(settings.concurrency.per_model)
-        self.waiting = 0
-
-    def cooldown_left(self, kind: CooldownKind, now: float) -> float:
-        until = self.cooldowns.get(kind, 0.0)
-        return until - now if until > now else 0.0
-
-
-@dataclass(slots=True)
-class RequestContext:
-    id: str
-    operation: str
-    deadline: float  # monotonic
-    provenance: Provenance
-    semantic_failures: dict[str, int] = field(default_factory=dict)
+__all__ = ["Route", "role_of"]  # role_of: where observability.metrics imports it from
 
 
 class Route:
-    """One request's walk down the chain: skips the models that cannot take it (and
-    records why), reports each failover, and builds the error when every model is out.
-    Shared by unary calls and streams."""
+    """Use: ``while (state := await route.next()) is not None``: try ``state``; on
+    GiveUp ``route.gave_up(state, reason)``; on success ``route.served(state)``; on
+    RequestFailed ``route.failed(exc)``; once ``next`` returns None, raise
+    ``route.exhausted()``."""
 
     def __init__(
-        self, manager: FailoverManager, req: RequestContext, chain: list[ModelState], needs: Needs
+        self,
+        chain: Chain,
+        req: RequestContext,
+        needs: Needs,
+        profiles: ProfileFetcher,
+        started: float,
     ) -> None:
-        self._m = manager
-        self._req = req
         self._chain = chain
+        self._req = req
         self._needs = needs
+        self._profiles = profiles
+        self._started = started
         self.left: ModelState | None = None  # the last model given up on
         self.left_reason = ""
         self._give_ups: list[str] = []
@@ -105,48 +47,92 @@ class Route:
         """The next model to try, or None when the chain is used up. (A method, not an
         async generator: a generator left suspended by an early return would cost a
         finaliser task on every request.)"""
-        m, req = self._m, self._req
-        while self._index < len(self._chain):
-            state = self._chain[self._index]
+        chain, req = self._chain, self._req
+        states = chain.states
+        while self._index < len(states):
+            state = states[self._index]
             self._index += 1
-            skip = await m._eligible(req, state, self._needs)
+            skip = await self.skip_reason(state)
             if skip is not None:
                 req.provenance.skipped.append((state.name, skip))
-                m.events.publish(ev.ModelSkipped(req.id, state.name, skip))
+                chain.events.publish(ev.ModelSkipped(req.id, state.name, skip))
                 if skip.startswith("capability"):
                     self._misfits.append(f"{state.name}: {skip.removeprefix('capability: ')}")
                 else:
                     self.gave_up(state, skip)
                 continue
             if self.left is not None:
-                m._failover(req, self.left.name, state.name, self.left_reason)
+                self._failover(self.left.name, state.name, self.left_reason)
             return state
         return None
+
+    async def skip_reason(self, state: ModelState) -> str | None:
+        """Why ``state`` must be skipped for this request, or None."""
+        now = self._chain.clock.time()
+        if state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now):
+            return "quota_exhausted"
+        if state.cooldown_left(CooldownKind.UNAVAILABLE, now):
+            return "unavailable"
+        if state.breaker.state is BreakerState.OPEN:
+            return "breaker_open"
+        profile = await self._profiles.profile(state, self._needs, self._req.deadline)
+        reason = misfit(profile, self._needs)
+        return f"capability: {reason}" if reason else None
 
     def gave_up(self, state: ModelState, reason: str) -> None:
         self._give_ups.append(f"{state.name}: {reason.replace('_', ' ')}")
         self.left, self.left_reason = state, reason
 
+    def _failover(self, from_model: str, to_model: str, reason: str) -> None:
+        record = FailoverRecord(from_model, to_model, reason)
+        self._req.provenance.failovers.append(record)
+        self._chain.note_failover(record)
+        self._chain.events.publish(ev.FailoverEvent(self._req.id, from_model, to_model, reason))
+
+    # -- how the request ended -----------------------------------------------------------
+
+    def served(self, state: ModelState) -> None:
+        self._req.provenance.served_by = state.name
+        self._finish(state.name, "ok")
+
+    def failed(self, exc: RequestFailed) -> None:
+        exc.provenance = self._req.provenance
+        self._finish(None, exc.category.value)
+
     def exhausted(self) -> RequestFailed:
+        """The error for a request every model was out for (reported finished)."""
         req = self._req
         if self._misfits and not self._give_ups:
-            return RequestFailed(
-                "no_capable_model",
+            failed = RequestFailed(
+                Category.NO_CAPABLE_MODEL,
                 "no model in the chain can serve this request: " + "; ".join(self._misfits),
                 provenance=req.provenance,
             )
-        retry_after = self._m._earliest_recovery(self._chain)
-        detail = "; ".join(self._give_ups + self._misfits)
-        hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
-        return RequestFailed(
-            "unavailable",
-            f"every model in the chain failed ({detail}){hint}",
-            provenance=req.provenance,
-            retry_after=retry_after,
+        else:
+            retry_after = self._chain.earliest_recovery()
+            detail = "; ".join(self._give_ups + self._misfits)
+            hint = f"; retry after {retry_after:.0f} s" if retry_after else ""
+            failed = RequestFailed(
+                Category.UNAVAILABLE,
+                f"every model in the chain failed ({detail}){hint}",
+                provenance=req.provenance,
+                retry_after=retry_after,
+            )
+        self._finish(None, failed.category.value)
+        return failed
+
+    def _finish(self, served_by: str | None, outcome: str) -> None:
+        chain, req = self._chain, self._req
+        if served_by is not None and served_by != chain.active:
+            # a cool-down may have run out with no event to say so: re-derive it
+            chain.refresh_active()
+        chain.events.publish(
+            ev.RequestFinished(
+                req.id,
+                req.operation,
+                served_by,
+                outcome,
+                chain.clock.monotonic() - self._started,
+                len(req.provenance.failovers),
+            )
         )
-
-
-async def aclose(iterator: AsyncIterator[Any]) -> None:
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        await close()

@@ -17,25 +17,35 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
-from gemini_failover.protocol import GenerationRequest, Usage
+from gemini_failover.config import Settings
+from gemini_failover.protocol import Backend, GenerationRequest, Usage
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.capabilities import Needs
+from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.continuation import Stitcher, continuation_request
-from gemini_failover.resilience.errors import UPSTREAM_ERRORS, EmptyResponse, classify
+from gemini_failover.resilience.errors import Category, EmptyResponse, UpstreamFailure
+from gemini_failover.resilience.model import ModelState
+from gemini_failover.resilience.profiles import ProfileFetcher
+from gemini_failover.resilience.request import BreakerRejected, GiveUp, RequestContext
 from gemini_failover.resilience.results import RequestFailed, Result, SpanRecord
-from gemini_failover.resilience.routing import (
-    BreakerRejected,
-    GiveUp,
-    ModelState,
-    RequestContext,
-    Route,
-    aclose,
-)
+from gemini_failover.resilience.retry import Retrier
+from gemini_failover.resilience.routing import Route
+from gemini_failover.resilience.validation import validator
 
-if TYPE_CHECKING:
-    from gemini_failover.resilience.manager import FailoverManager
+
+@dataclass(frozen=True, slots=True)
+class StreamEngine:
+    """What a stream needs of the engine: the generation chain's retrier (and through
+    it the attempt runner and the chain), the profiles, the backend."""
+
+    retrier: Retrier
+    profiles: ProfileFetcher
+    backend: Backend
+    settings: Settings
+    clock: Clock
+    events: ev.EventBus
 
 
 class ManagedStream:
@@ -51,13 +61,13 @@ class ManagedStream:
     """
 
     def __init__(
-        self, manager: FailoverManager, request: GenerationRequest, req: RequestContext
+        self, engine: StreamEngine, request: GenerationRequest, req: RequestContext
     ) -> None:
-        self._m = manager
+        self._e = engine
         self._request = request
         self._req = req
         self._stitcher = Stitcher()
-        self._buffered = request.structured or manager.settings.continuation == "restart"
+        self._buffered = request.structured or engine.settings.continuation == "restart"
         self._gen: AsyncIterator[str] | None = None
         self.result: Result | None = None
 
@@ -77,12 +87,12 @@ class ManagedStream:
         return self._stitcher.text
 
     async def _run(self) -> AsyncIterator[str]:
-        m, req = self._m, self._req
-        started = m.clock.monotonic()
+        e, req = self._e, self._req
+        started = e.clock.monotonic()
         needs = Needs.of(self._request)
-        validate = await m._validator(self._request)
+        validate = await validator(self._request)
         prov = req.provenance
-        route = Route(m, req, m.chain, needs)
+        route = Route(e.retrier.runner.chain, req, needs, e.profiles, started)
         try:
             while (state := await route.next()) is not None:
                 at_char = len(self._stitcher.text)
@@ -98,9 +108,9 @@ class ManagedStream:
                     if continuing:
                         self._report_continuation(broke_on, state.name, route.left_reason, at_char)
                     route.gave_up(state, g.reason)
-                    if self._stitcher.text and m.settings.continuation == "fail":
+                    if self._stitcher.text and e.settings.continuation == "fail":
                         raise RequestFailed(
-                            "stream_broken",
+                            Category.STREAM_BROKEN,
                             f"the stream from {state.name} broke after "
                             f"{len(self._stitcher.text)} characters ({g.reason}); "
                             "continuation policy is 'fail'",
@@ -119,7 +129,6 @@ class ManagedStream:
                     if tail:
                         yield tail
                     text, parsed = self._stitcher.text, None
-                prov.served_by = state.name
                 spans = self._stitcher.spans if not self._buffered else []
                 prov.spans.extend(SpanRecord(s.model, s.start, s.end) for s in spans)
                 if self._buffered:
@@ -127,22 +136,20 @@ class ManagedStream:
                 self.result = Result(
                     text, outcome.finish_reason or "STOP", outcome.usage or Usage(), prov, parsed
                 )
-                m._finished(req, state.name, "ok", started)
+                route.served(state)
                 return
         except RequestFailed as exc:
-            exc.provenance = prov
+            route.failed(exc)
             exc.partial_text = exc.partial_text or self._stitcher.text
-            m._finished(req, None, exc.category, started)
             raise
         failed = route.exhausted()
-        m._finished(req, None, failed.category, started)
         failed.partial_text = self._stitcher.text
         raise failed
 
     def _report_continuation(
         self, from_model: str, to_model: str, reason: str, at_char: int
     ) -> None:
-        self._m.events.publish(
+        self._e.events.publish(
             ev.ContinuationEvent(
                 self._req.id,
                 from_model,
@@ -159,11 +166,11 @@ class ManagedStream:
         """Stream from one model, with the unary retry loop (tenacity). A break after
         this model sent text continues on the next usable model (GiveUp), or, when it
         is the last one, is retried here as a continuation of what was sent."""
-        m, req = self._m, self._req
-        usable_after = m._usable_after(state)
-        await m._wait_out_rate_limit(req, state, usable_after)
+        retrier, req = self._e.retrier, self._req
+        usable_after = retrier.runner.chain.usable_after(state)
+        await retrier.wait_out_rate_limit(req, state, usable_after)
         try:
-            async for attempt in m._retrying(req, state):
+            async for attempt in retrier.retrying(req, state):
                 with attempt:
                     sent = self._stitcher.text
                     request = self._request
@@ -176,70 +183,64 @@ class ManagedStream:
                             async for delta in deltas:
                                 emitted = True
                                 yield delta
-                    except UPSTREAM_ERRORS as exc:
-                        c = classify(exc)
-                        if emitted and c.action.fail_over and usable_after:
-                            raise GiveUp(c.category.value, c) from None
+                    except UpstreamFailure as failure:
+                        if emitted and failure.action.fail_over and usable_after:
+                            raise GiveUp(failure.classification.category.value) from None
                         raise  # tenacity decides: retry here (continuing), or give up
-        except UPSTREAM_ERRORS as exc:
-            m._after_failure(req, state, classify(exc))
+        except UpstreamFailure as failure:
+            retrier.conclude(req, state, failure)
         except BreakerRejected:
             raise GiveUp("breaker_open") from None
 
     async def _attempt_stream(
         self, state: ModelState, request: GenerationRequest, outcome: _SegmentOutcome
     ) -> AsyncGenerator[str, None]:
-        m, req = self._m, self._req
-        permit, remaining = await m._open_attempt(req, state)
+        e = self._e
         stitcher = self._stitcher
-        if not self._buffered:
-            stitcher.start(state.name)
         buffer: list[str] = []
-        started = m.clock.monotonic()
-        first_at: float | None = None
-        # No asyncio.timeout around the yields below (it would cancel the consumer's
-        # code): the backend bounds each chunk's wait by the idle timeout and by the
-        # request's deadline, in event-loop time.
-        deadline = asyncio.get_running_loop().time() + remaining
-        upstream = m.backend.stream(
-            state.name, request, timeout=m.settings.stream_idle_timeout, deadline=deadline
-        )
+        upstream: AsyncIterator[Any] | None = None
         try:
-            async for chunk in upstream:
-                if first_at is None:
-                    first_at = m.clock.monotonic()
-                if chunk.finish_reason:
-                    outcome.finish_reason = chunk.finish_reason
-                if chunk.usage:
-                    outcome.usage = chunk.usage
+            async with e.retrier.runner.attempt(self._req, state) as attempt:
+                if not self._buffered:
+                    stitcher.start(state.name)
+                # No asyncio.timeout around the yields below (it would cancel the
+                # consumer's code): the backend bounds each chunk's wait by the idle
+                # timeout and by the request's deadline, in event-loop time.
+                deadline = asyncio.get_running_loop().time() + attempt.remaining
+                upstream = e.backend.stream(
+                    state.name, request, timeout=e.settings.stream_idle_timeout, deadline=deadline
+                )
+                first = True
+                async for chunk in upstream:
+                    if first:
+                        attempt.first_output()
+                        first = False
+                    if chunk.finish_reason:
+                        outcome.finish_reason = chunk.finish_reason
+                    if chunk.usage:
+                        outcome.usage = chunk.usage
+                    if self._buffered:
+                        buffer.append(chunk.text)
+                        continue
+                    out = stitcher.feed(chunk.text)
+                    if out:
+                        yield out
+                text = "".join(buffer)
                 if self._buffered:
-                    buffer.append(chunk.text)
-                    continue
-                out = stitcher.feed(chunk.text)
-                if out:
-                    yield out
-            text = "".join(buffer)
-            if self._buffered:
-                if not text:
+                    if not text:
+                        raise EmptyResponse(f"{state.name} streamed no text")
+                    if (validate := await validator(self._request)) is not None:
+                        await validate(text)
+                elif not stitcher.text:
                     raise EmptyResponse(f"{state.name} streamed no text")
-                if (validate := await m._validator(self._request)) is not None:
-                    await validate(text)
-            elif not stitcher.text:
-                raise EmptyResponse(f"{state.name} streamed no text")
-        except UPSTREAM_ERRORS as exc:
-            m._record_failure(req, state, permit, classify(exc), started)
+        except UpstreamFailure:
             if not self._buffered:
                 stitcher.abandon()
             raise
-        except BaseException:
-            state.breaker.release(permit)  # cancelled, or a bug: says nothing of the model
-            raise
         finally:
-            state.slots.release()
-            await aclose(upstream)
+            if upstream is not None:
+                await aclose(upstream)
         outcome.buffer = text
-        ttft = (first_at if first_at is not None else m.clock.monotonic()) - started
-        m._succeeded(req, state, permit, started, ttft)
 
 
 @dataclass(slots=True)
@@ -247,3 +248,9 @@ class _SegmentOutcome:
     finish_reason: str | None = None
     usage: Usage | None = None
     buffer: str = ""
+
+
+async def aclose(iterator: AsyncIterator[Any]) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()

@@ -42,15 +42,6 @@ class FailoverClock:
             self.count += 1
 
 
-def _usable(model: dict[str, Any]) -> bool:
-    """Can this model take a request now (possibly as a half-open probe)?"""
-    return (
-        model["breaker"]["state"] != "open"
-        and not model["quota_exhausted_for_s"]
-        and not model["unavailable_for_s"]
-    )
-
-
 def _iso(ts: float | None) -> str | None:
     if ts is None:
         return None
@@ -66,48 +57,47 @@ def health_document(
 ) -> dict[str, Any]:
     from gemini_failover.observability.logging import redact_text
 
-    models = manager.model_status()
-    chain = [m for m in models if not m["role"].startswith("embedding")]
-    embedding = [m for m in models if m["role"].startswith("embedding")]
-    store = manager.store_health
-    primary = chain[0]["model"]
+    status = manager.status()
+    chain, embedding = status.models, status.embedding_models
+    store = status.store
+    primary = status.primary_model
     reasons: list[str] = []
 
-    status: Status = "ok"
-    if not any(_usable(m) for m in chain):
-        status = "down"
+    health: Status = "ok"
+    if not any(m.usable for m in chain):
+        health = "down"
         reasons.append("no generation model can take traffic")
-    for m in chain + embedding:
-        name = m["model"]
-        if m["breaker"]["state"] == "open":
-            reasons.append(f"{name}: circuit breaker open ({m['breaker']['reason']})")
-        elif m["breaker"]["state"] == "half_open":
+    for m in (*chain, *embedding):
+        name, breaker = m.model, m.breaker
+        if breaker.state == "open":
+            reasons.append(f"{name}: circuit breaker open ({breaker.reason})")
+        elif breaker.state == "half_open":
             reasons.append(f"{name}: circuit breaker half-open (probing recovery)")
-        if m["quota_exhausted_for_s"]:
+        if m.quota_exhausted_for_s:
             reasons.append(f"{name}: daily quota exhausted")
-        if m["unavailable_for_s"]:
+        if m.unavailable_for_s:
             reasons.append(f"{name}: model not found upstream")
-        if m["rate_limited_for_s"]:
-            reasons.append(f"{name}: rate limited for {m['rate_limited_for_s']:g} s")
-    if manager.active_model != primary:
-        reasons.append(f"serving from fallback {manager.active_model} instead of {primary}")
-    if embedding and not any(_usable(m) for m in embedding):
+        if m.rate_limited_for_s:
+            reasons.append(f"{name}: rate limited for {m.rate_limited_for_s:g} s")
+    if status.active_model != primary:
+        reasons.append(f"serving from fallback {status.active_model} instead of {primary}")
+    if embedding and not any(m.usable for m in embedding):
         reasons.append("no embedding model can take traffic")
     if not store.healthy:
         reasons.append(f"state backend {store.backend} unhealthy")
     if emulator:
         reasons.insert(0, "emulator mode: not connected to Gemini")
-    if status == "ok" and (reasons and not (emulator and len(reasons) == 1)):
-        status = "degraded"
+    if health == "ok" and (reasons and not (emulator and len(reasons) == 1)):
+        health = "degraded"
 
-    last = manager.last_failover
+    last = status.last_failover
     document: dict[str, Any] = {
-        "status": status,
+        "status": health,
         "reasons": reasons,
-        "active_model": manager.active_model,
+        "active_model": status.active_model,
         "primary_model": primary,
-        "models": chain,
-        "embedding_models": embedding,
+        "models": [m.as_dict() for m in chain],
+        "embedding_models": [m.as_dict() for m in embedding],
         "last_failover": None
         if last is None
         else {

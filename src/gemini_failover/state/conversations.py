@@ -37,7 +37,7 @@ from gemini_failover.resilience.clock import Clock, SystemClock
 from gemini_failover.state.conversation_codec import Exchange, encode_exchange
 
 if TYPE_CHECKING:
-    from gemini_failover.config import Settings
+    pass
 
 __all__ = [
     "ARGUMENT",
@@ -55,7 +55,6 @@ __all__ = [
     "Saved",
     "exchanges_to_drop",
     "new_conversation_id",
-    "open_conversation_store",
     "prepare_exchange",
     "validate_conversation_id",
 ]
@@ -304,22 +303,6 @@ class ConversationStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
-
-
-def open_conversation_store(
-    settings: Settings,
-    conversations: ConversationSettings | None = None,
-    *,
-    clock: Clock | None = None,
-) -> ConversationStore:
-    """Where the server keeps threads: Redis when ``redis_url`` is set (so every
-    instance sharing it continues every thread), else this process. No I/O."""
-    if settings.redis_url is None:
-        return MemoryConversationStore(conversations, clock=clock)
-    # imported here so that the redis client stays off the import path otherwise
-    from gemini_failover.state.redis.conversations import RedisConversationStore
-
-    return RedisConversationStore.from_settings(settings, conversations, clock=clock)
 
 
 # -- in this process -----------------------------------------------------------------------

@@ -1,0 +1,64 @@
+"""One model's live state in a chain: its circuit breaker, cool-downs, profile and
+concurrency slots. Owned and changed by its :class:`~.chain.Chain`; read by the route,
+the attempt bracket and the status report."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gemini_failover.config import Settings
+from gemini_failover.protocol import ModelInfo
+from gemini_failover.resilience.breaker import CircuitBreaker, Transition
+from gemini_failover.resilience.capabilities import ModelProfile
+from gemini_failover.resilience.clock import Clock
+from gemini_failover.state import CooldownKind
+
+ROLES = ("primary", "secondary", "tertiary", "quaternary")
+
+
+def role_of(position: int) -> str:
+    """Role of the model at 0-based *position* in a chain: primary, secondary,
+    tertiary, quaternary, then fallback-N with N the 1-based position. The health
+    document and the metrics' ``role`` label both use it."""
+    if position < 0:
+        raise ValueError(f"position must be >= 0, got {position}")
+    return ROLES[position] if position < len(ROLES) else f"fallback-{position + 1}"
+
+
+class ModelState:
+    __slots__ = (
+        "breaker",
+        "cooldowns",
+        "index",
+        "info",
+        "name",
+        "profile",
+        "role",
+        "slots",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        index: int,
+        settings: Settings,
+        clock: Clock,
+        on_transition: Transition | None = None,
+    ) -> None:
+        self.name = name
+        self.index = index
+        self.role = role_of(index)
+        self.breaker = CircuitBreaker(name, settings.breaker, clock, on_transition=on_transition)
+        #: wall-clock time each cool-down ends
+        self.cooldowns: dict[CooldownKind, float] = {}
+        #: what models.get said (None until a fetch succeeded); ``profile`` merges it
+        #: with the configuration overrides
+        self.info: ModelInfo | None = None
+        self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
+        self.slots = asyncio.Semaphore(settings.concurrency.per_model)
+        self.waiting = 0  # requests queued for a slot
+
+    def cooldown_left(self, kind: CooldownKind, now: float) -> float:
+        until = self.cooldowns.get(kind, 0.0)
+        return until - now if until > now else 0.0
