@@ -1,0 +1,77 @@
+"""The failover manager as a Python library: build it from settings, call it, close it.
+
+Applications that call Gemini in-process (no MCP, no gateway) get the same failover as
+the server::
+
+    from gemini_failover import GenerationRequest, failover_manager
+
+    async with failover_manager(models=["gemini-2.5-pro", "gemini-2.5-flash"]) as gemini:
+        result = await gemini.generate(GenerationRequest.from_prompt("Hello"))
+        print(result.text, result.provenance.served_by, result.provenance.failovers)
+
+Settings come from the environment (``GEMINI_API_KEY``, ``GEMINI_FAILOVER_*``), then an
+optional TOML file, then keyword overrides, exactly as for the server; a bad setting
+raises :class:`~gemini_failover.config.ConfigError` naming it. The manager shares its
+model state through Redis when ``redis_url`` is set, like every server instance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from gemini_failover.config import ConfigError, Settings, load_settings
+from gemini_failover.protocol import Backend
+from gemini_failover.resilience.manager import FailoverManager
+from gemini_failover.state import StateStore
+
+
+def create_manager(
+    settings: Settings | None = None,
+    *,
+    config_file: str | Path | None = None,
+    backend: Backend | None = None,
+    store: StateStore | None = None,
+    **overrides: Any,
+) -> FailoverManager:
+    """A FailoverManager over Gemini (google-genai, loaded on first use). No I/O: call
+    ``await manager.start()`` before use and ``await manager.aclose()`` after, or use
+    :func:`failover_manager`. ``backend``/``store`` replace the Gemini backend or the
+    state store (Redis when ``redis_url`` is set, else memory)."""
+    if settings is None:
+        settings = load_settings(config_file, **overrides)
+    elif overrides or config_file is not None:
+        raise TypeError("pass either settings or config_file/overrides, not both")
+    if backend is None:
+        from gemini_failover.gemini.backend import GeminiBackend
+
+        key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
+        if not key:
+            raise ConfigError("api_key: no Gemini API key (set GEMINI_API_KEY)")
+        backend = GeminiBackend(
+            api_key=key, base_url=settings.base_url, api_version=settings.api_version
+        )
+    if store is None and settings.redis_url is not None:
+        from gemini_failover.state.redis import RedisStateStore
+
+        store = RedisStateStore.from_settings(settings)
+    return FailoverManager(settings, backend, store=store)
+
+
+@contextlib.asynccontextmanager
+async def failover_manager(
+    settings: Settings | None = None,
+    *,
+    config_file: str | Path | None = None,
+    **overrides: Any,
+) -> AsyncIterator[FailoverManager]:
+    """``async with failover_manager(...) as gemini``: a started manager, closed (its
+    HTTP clients, background fetches and Redis connections) on the way out."""
+    manager = create_manager(settings, config_file=config_file, **overrides)
+    await manager.start()
+    try:
+        yield manager
+    finally:
+        await manager.aclose()
