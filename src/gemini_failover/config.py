@@ -243,17 +243,18 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        # Checked here with urllib rather than redis-py's parser, so that start-up does
-        # not import redis; the rules are redis-py's (from_url). The URL itself is
-        # never quoted back: it may carry a password.
+        # The shape is checked with urllib (clear messages), then redis-py's own parser
+        # has the last word (query options such as socket_timeout=abc); redis is only
+        # imported when a URL is set, and then the server needs it anyway. Neither the
+        # URL nor a parser's message is ever quoted back: both may carry the password.
         if value is None:
             return None
         url = value.get_secret_value().strip()
         try:
             parts = urlsplit(url)
             parts.port  # noqa: B018 - raises ValueError for a port that is not a number
-        except ValueError as exc:
-            raise ValueError(f"not a valid URL ({exc})") from None
+        except ValueError:
+            raise ValueError("not a valid URL (check the port and the characters)") from None
         if parts.scheme not in REDIS_SCHEMES:
             raise ValueError(
                 "not a Redis URL: it must start with redis://, rediss:// or unix:// "
@@ -263,6 +264,15 @@ class Settings(BaseSettings):
             raise ValueError("the Redis URL names no host (for example redis://localhost:6379/0)")
         if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
             raise ValueError("the database in the Redis URL must be a number (…/0)")
+        from redis.connection import parse_url
+
+        try:
+            parse_url(url)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "redis-py cannot read this URL (check its query options, e.g. "
+                "socket_timeout must be a number)"
+            ) from None
         return SecretStr(url)
 
     @model_validator(mode="after")

@@ -45,6 +45,8 @@ log = logging.getLogger("gemini_failover.jsonschema")
 SCHEMA_CHECK_SECONDS: Final = 5.0
 #: Deadline for validating one answer against its schema.
 ANSWER_CHECK_SECONDS: Final = 5.0
+#: Longest wait for a new worker process to be ready (its imports), before any job.
+WORKER_START_SECONDS: Final = 30.0
 #: Worker processes (and so jobs running at once); more jobs queue.
 WORKERS: Final = 2
 #: Schemas the server has already accepted, remembered to skip a second check.
@@ -60,6 +62,7 @@ class SchemaTimeout(SchemaRefused):
 
 def _child(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
     prepared = functools.lru_cache(maxsize=64)(prepare)
+    conn.send(("ready", None))  # imports done: a job's deadline starts from here
     while True:
         try:
             job = conn.recv()
@@ -90,6 +93,12 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        # A spawned child imports jsonschema first (a second or more on a loaded
+        # machine): that must not count against the first job's deadline.
+        if not self.conn.poll(WORKER_START_SECONDS):
+            self.kill()
+            raise TimeoutError
+        self.conn.recv()
 
     def run(self, job: tuple[Any, ...], timeout: float) -> tuple[str, Any]:
         self.conn.send(job)

@@ -98,3 +98,18 @@ async def test_models_get_limits_are_fetched_once(h: Harness) -> None:
     assert h.calls("primary", "get") == 1
     assert m.chain[0].profile.input_token_limit == 50_000
     assert m.chain[0].profile.source == "models.get"
+
+
+async def test_json_cut_off_at_the_callers_token_limit_blames_no_model(h: Harness) -> None:
+    """The caller's own max_output_tokens cut the JSON short: no retry, no failover, no
+    breaker charged (one caller must not open the breakers every caller shares)."""
+    m = await h.manager()
+    request = GenerationRequest.from_prompt("a repo", response_schema=SCHEMA, max_output_tokens=2)
+    for _ in range(3):
+        with pytest.raises(RequestFailed) as info:
+            await m.generate(request)
+        assert info.value.category == "bad_request"
+        assert "cut off at max_output_tokens=2" in info.value.message
+    assert h.calls("primary") == 3
+    assert h.calls("fallback") == 0
+    assert [s.breaker.failure_rate()[0] for s in m.chain] == [0.0, 0.0]

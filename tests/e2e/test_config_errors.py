@@ -16,7 +16,10 @@ KEY = {"GEMINI_API_KEY": "not-a-real-key"}
 #: (variable, value, what the message must contain besides the variable's name)
 MALFORMED: list[tuple[str, str, str]] = [
     ("GEMINI_FAILOVER_REDIS_URL", "localhost:6379", "redis://"),
-    ("GEMINI_FAILOVER_REDIS_URL", "redis://:secret-pw@host:notaport/0", "Port"),
+    ("GEMINI_FAILOVER_REDIS_URL", "redis://:secret-pw@host:notaport/0", "port"),
+    # urllib's own message would quote the password (read as the port) back
+    ("GEMINI_FAILOVER_REDIS_URL", "redis://default:secret-pw#a@host:6379/0", "not a valid URL"),
+    ("GEMINI_FAILOVER_REDIS_URL", "redis://localhost:6379/0?socket_timeout=abc", "query options"),
     ("GEMINI_FAILOVER_REDIS_URL", "redis:///0", "no host"),
     ("GEMINI_FAILOVER_MODEL_OVERRIDES", "{not json", "not valid JSON"),
     ("GEMINI_FAILOVER_MODEL_OVERRIDES", '{"m": {"input_token_limit": "big"}}', "integer"),

@@ -282,9 +282,14 @@ async def test_healthz_answers_while_a_hostile_schema_is_validated(
         assert not other.is_error
         assert not finished.is_set()  # all of that happened while the worker was busy
         result = await call
+        breakers = {m.name: m.breaker.failure_rate()[0] for m in runtime.manager.chain}
     assert result.is_error
-    # Each model's answer was stopped at the deadline: a semantic failure, not a hang.
-    assert "(pro: semantic; flash: semantic)" in str(result.content[0])
+    # The answer check was stopped at its deadline: the caller's schema is at fault, not
+    # the model, so the request ends at once (no failover) and no breaker is charged.
+    text = str(result.content[0])
+    assert "could not be checked against the schema" in text
+    assert "flash" not in text
+    assert breakers == {"pro": 0.0, "flash": 0.0}
 
 
 # -- stdio: a start-up failure exits at once ----------------------------------------------------

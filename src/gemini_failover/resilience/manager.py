@@ -163,12 +163,16 @@ class FailoverManager:
         self, request: GenerationRequest, *, request_id: str | None = None
     ) -> Result:
         req = self._new_request("generate", request_id)
-        validate = await validator(request)
+        validate = await validator(request, req.deadline - self.clock.monotonic())
         started = self.clock.monotonic()
 
         async def call(model: str, timeout: float) -> Result:
             result = await self.backend.generate(model, request, timeout=timeout)
-            parsed = await validate(result.text) if validate is not None else None
+            parsed = (
+                await validate(result.text, result.finish_reason, timeout)
+                if validate is not None
+                else None
+            )
             return Result(result.text, result.finish_reason, result.usage, req.provenance, parsed)
 
         result = await self._serve(req, self._generation, Needs.of(request), call, started)

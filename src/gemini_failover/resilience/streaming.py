@@ -32,7 +32,7 @@ from gemini_failover.resilience.request import BreakerRejected, GiveUp, RequestC
 from gemini_failover.resilience.results import RequestFailed, Result, SpanRecord
 from gemini_failover.resilience.retry import Retrier
 from gemini_failover.resilience.routing import Route
-from gemini_failover.resilience.validation import validator
+from gemini_failover.resilience.validation import Validator, validator
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,7 @@ class ManagedStream:
         self._buffered = request.structured or engine.settings.continuation == "restart"
         self._gen: AsyncIterator[str] | None = None
         self.result: Result | None = None
+        self._validate: Validator | None = None
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self._gen is None:
@@ -90,7 +91,7 @@ class ManagedStream:
         e, req = self._e, self._req
         started = e.clock.monotonic()
         needs = Needs.of(self._request)
-        validate = await validator(self._request)
+        self._validate = await validator(self._request, req.deadline - e.clock.monotonic())
         prov = req.provenance
         route = Route(e.retrier.runner.chain, req, needs, e.profiles, started)
         try:
@@ -121,7 +122,7 @@ class ManagedStream:
                     self._report_continuation(broke_on, state.name, route.left_reason, at_char)
                 if self._buffered:
                     text = outcome.buffer
-                    parsed = await validate(text) if validate is not None else None
+                    parsed = outcome.parsed  # validated inside the attempt
                     if text:
                         yield text
                 else:
@@ -229,8 +230,10 @@ class ManagedStream:
                 if self._buffered:
                     if not text:
                         raise EmptyResponse(f"{state.name} streamed no text")
-                    if (validate := await validator(self._request)) is not None:
-                        await validate(text)
+                    if self._validate is not None:
+                        outcome.parsed = await self._validate(
+                            text, outcome.finish_reason, attempt.remaining
+                        )
                 elif not stitcher.text:
                     raise EmptyResponse(f"{state.name} streamed no text")
         except UpstreamFailure:
@@ -248,6 +251,7 @@ class _SegmentOutcome:
     finish_reason: str | None = None
     usage: Usage | None = None
     buffer: str = ""
+    parsed: Any = None  # the validated JSON value of a structured answer
 
 
 async def aclose(iterator: AsyncIterator[Any]) -> None:

@@ -224,9 +224,12 @@ async def _start_in_background(
         tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, metrics, settings.http)
     try:
         await runtime.start()
-    except (StartupError, OSError) as exc:
+    except Exception as exc:  # any start-up failure ends the server, said once
+        if not isinstance(exc, StartupError | OSError):
+            # not one we foresaw: keep its traceback for whoever debugs it (stderr)
+            log.error("start-up failed", exc_info=exc)
         if exit_on_failure:
-            _exit_now(str(exc))
+            _exit_now(str(exc) or type(exc).__name__)
         runtime.fail(StartupError(str(exc)))
         tg.cancel_scope.cancel()
         return
