@@ -103,7 +103,7 @@ async def test_files_images_pdfs_folders_and_urls_over_stdio(
         assert [p["kind"] for p in parts] == ["text", "text"]  # the file, then the prompt
         files = (result.structured_content or {})["files"]
         assert [f["path"] for f in files["included"]] == [str(root / "notes.txt")]
-        assert files["included"][0]["kind"] == "text"
+        assert files["included"][0]["mime_type"] == "text/plain"
         assert "[files:" not in text_of(result)  # nothing left out: no extra line
 
         # a PNG and a PDF (file:// URI): inline data with their MIME types

@@ -34,7 +34,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from gemini_failover.inputs.sandbox import InputError, Roots
 from gemini_failover.inputs.settings import InputSettings
-from gemini_failover.tools.models import FileIncluded, FileLeftOut, FilesOutput
+from gemini_failover.tools.models import FileIncluded, FileLeftOut, FilesOutput, LeftOutCount
 
 if TYPE_CHECKING:
     from gemini_failover.inputs.loader import Loaded
@@ -248,7 +248,6 @@ def files_output(loaded: Loaded | None, urls: Sequence[str] = ()) -> FilesOutput
             FileIncluded(
                 argument=i.argument,
                 path=i.label,
-                kind=i.kind,
                 mime_type=i.mime_type,
                 bytes=i.size,
                 tokens=i.tokens,
@@ -260,9 +259,7 @@ def files_output(loaded: Loaded | None, urls: Sequence[str] = ()) -> FilesOutput
             FileLeftOut(argument=o.argument, path=o.label, reason=o.reason, detail=o.detail)
             for o in r.left_out
         ],
-        left_out_counts=dict(r.left_out_counts),
+        left_out_counts=[LeftOutCount(reason=k, count=v) for k, v in r.left_out_counts.items()],
         tokens=r.tokens,
-        bytes=r.bytes,
-        walk_truncated=r.walk_truncated,
         urls=list(urls),
     )

@@ -130,21 +130,13 @@ Files = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=4096)]] | None,
     Field(
         max_length=1000,
-        description="Files for Gemini to read: absolute paths or file:// URIs inside the "
-        "folders the client shares (its roots) or GEMINI_FAILOVER_ALLOWED_DIRS. Text and "
-        "code go in as text labelled with the path; images (PNG, JPEG, WebP, HEIC, GIF), "
-        "PDF, audio and video as media; a folder adds the text files under it (hidden, "
-        "ignored and binary files skipped) within a token budget. The structured result "
-        "lists what was included and what was left out.",
+        description="Files or folders for Gemini to read (text, code, images, PDF, audio, "
+        "video): absolute paths or file:// URIs inside the client's roots.",
     ),
 ]
 Urls = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)]] | None,
-    Field(
-        max_length=MAX_URLS,
-        description="Up to 20 public http(s) pages for Gemini to read (its URL-context "
-        "tool; this server never fetches them).",
-    ),
+    Field(max_length=MAX_URLS, description="Public http(s) pages for Gemini to read."),
 ]
 
 

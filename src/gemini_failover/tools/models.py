@@ -61,8 +61,7 @@ class ProvenanceOutput(_Out):
 class FileIncluded(_Out):
     argument: str = Field(description='The argument that brought it in, e.g. "files[0]".')
     path: str
-    kind: Literal["text", "media"]
-    mime_type: str
+    mime_type: str = Field(description="text/plain for text and code.")
     bytes: int
     tokens: int = Field(description="Estimated prompt tokens, as Gemini counts them.")
     uploaded: bool = Field(description="Sent through the Files API rather than inline.")
@@ -75,15 +74,20 @@ class FileLeftOut(_Out):
     detail: str
 
 
+class LeftOutCount(_Out):
+    reason: str
+    count: int
+
+
 class FilesOutput(_Out):
     included: list[FileIncluded] = Field(default_factory=list)
     left_out: list[FileLeftOut] = Field(
         default_factory=list, description="The first 200 files left out (all are counted)."
     )
-    left_out_counts: dict[str, int] = Field(default_factory=dict)
-    tokens: int = 0
-    bytes: int = 0
-    walk_truncated: bool = False
+    left_out_counts: list[LeftOutCount] = Field(
+        default_factory=list, description="Every file left out, counted by reason."
+    )
+    tokens: int = Field(0, description="Estimated tokens of all the files.")
     urls: list[str] = Field(default_factory=list, description="Pages given to URL context.")
 
 

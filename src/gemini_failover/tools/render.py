@@ -78,8 +78,8 @@ def files_line(files: FilesOutput | None) -> str | None:
     """One short line when files were left out (the details are structured only)."""
     if files is None or not files.left_out_counts:
         return None
-    left = sum(files.left_out_counts.values())
-    why = ", ".join(f"{k} {v}" for k, v in files.left_out_counts.items())
+    left = sum(c.count for c in files.left_out_counts)
+    why = ", ".join(f"{c.reason} {c.count}" for c in files.left_out_counts)
     return (
         f"[files: {len(files.included)} included, {left} left out ({why}); "
         "see structuredContent.files]"
