@@ -3,6 +3,7 @@ input modalities and URL context in capability routing, and the settings."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 from mcp.server.mcpserver.exceptions import ToolError
 
 from gemini_failover.config import ConfigError, ModelOverride, load_settings
-from gemini_failover.inputs import Roots
+from gemini_failover.inputs import InputError, Roots
 from gemini_failover.protocol import GenerationRequest, Media, TextFile, Turn
 from gemini_failover.resilience.capabilities import ModelProfile, Needs, misfit
-from gemini_failover.tools.files import check_urls, intersect
+from gemini_failover.tools.files import FileInputs, check_urls, current_roots, intersect
 from gemini_failover.tools.models import FilesOutput, LeftOutCount
 from gemini_failover.tools.render import files_line
 
@@ -136,3 +137,36 @@ def test_file_tokens_count_towards_the_context_window() -> None:
     small = ModelProfile.build("m", None, ModelOverride(input_token_limit=32_768))
     reason = misfit(small, needs)
     assert reason is not None and reason.startswith("context window 32,768 tokens")
+
+
+# -- the upload opener ----------------------------------------------------------------------
+
+
+async def _read_all(inputs: FileInputs, media: Media) -> bytes:
+    return b"".join([chunk async for chunk in inputs.opener(media)])
+
+
+async def test_the_upload_opener_rereads_through_the_current_roots(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "out").mkdir()
+    data = b"%PDF-1.7\n" + b"x" * 1000
+    (tmp_path / "in" / "a.pdf").write_bytes(data)
+    (tmp_path / "out" / "b.pdf").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    inputs = FileInputs(allowed_dirs=[str(tmp_path)])
+
+    def media(path: Path) -> Media:
+        return Media(str(path), "application/pdf", len(data), digest, path=str(path))
+
+    token = current_roots.set(Roots([tmp_path / "in"]))
+    try:
+        assert await _read_all(inputs, media(tmp_path / "in" / "a.pdf")) == data
+        # allowed by the operator, but not by the roots the request was checked under
+        with pytest.raises(InputError, match="outside the allowed folders"):
+            await _read_all(inputs, media(tmp_path / "out" / "b.pdf"))
+        # changed since it was checked: never handed out whole
+        (tmp_path / "in" / "a.pdf").write_bytes(data[:-1] + b"y")
+        with pytest.raises(InputError, match="changed since it was checked"):
+            await _read_all(inputs, media(tmp_path / "in" / "a.pdf"))
+    finally:
+        current_roots.reset(token)
