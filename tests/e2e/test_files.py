@@ -298,6 +298,9 @@ async def test_client_roots_restrict_reading_and_image_input_routing(
         assert "outside the allowed folders" in assert_clear_error(result, "gemini_generate")
         health = json.loads(text_of(await client.call_tool("gemini_health", {})))
         assert health["files"]["source"] == "client_roots"
+        profiles = {m["model"]: m["profile"] for m in health["models"]}
+        assert profiles[PRIMARY]["input_modalities"] == ["text"]
+        assert "image" in profiles[FALLBACK]["input_modalities"]
         assert sorted(health["files"]["roots"]) == sorted(
             [str(root.resolve()), str(paths["outside"].resolve())]
         )
