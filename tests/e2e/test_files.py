@@ -91,7 +91,9 @@ async def test_files_images_pdfs_folders_and_urls_over_stdio(
         **fast_env(emulator_server.base_url),
         "GEMINI_FAILOVER_ALLOWED_DIRS": str(root),
         "GEMINI_FAILOVER_INPUTS__INLINE_MAX_BYTES": str(INLINE_MAX),
+        "GEMINI_FAILOVER_INPUTS__MAX_FILE_BYTES": str(1024 * 1024),
     }
+    (root / "huge.png").write_bytes(png() + b"\0" * (1024 * 1024))
     async with held(Client(stdio_client(params("serve", env=env)))) as client:
         # a text file: a text part labelled with its path
         start = len(emulator.requests)
@@ -206,6 +208,7 @@ async def test_files_images_pdfs_folders_and_urls_over_stdio(
             ("gemini_generate", {"files": [str(root / "missing.txt")]}, "does not exist"),
             ("gemini_generate", {"files": [str(root / "empty")]}, "no readable text files"),
             ("gemini_generate", {"files": [str(root / "tool.exe")]}, "binary file"),
+            ("gemini_generate", {"files": [str(root / "huge.png")]}, "(max_file_bytes)"),
             ("gemini_generate", {"files": ["relative/path.txt"]}, "not an absolute path"),
             ("gemini_generate", {"files": [str(root / "notes.txt")] * 501}, "at most"),
             ("gemini_generate", {"urls": ["ftp://example.com/x"]}, "not an http(s) URL"),
