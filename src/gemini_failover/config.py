@@ -37,6 +37,10 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from gemini_failover.inputs.sandbox import parse_allowed_dirs
+from gemini_failover.inputs.settings import InputSettings
+from gemini_failover.protocol import Modality
+
 ENV_PREFIX = "GEMINI_FAILOVER_"
 
 #: URL schemes redis-py's from_url accepts.
@@ -152,6 +156,11 @@ class ModelOverride(_Group):
     json_schema: bool | None = None
     function_calling: bool | None = None
     system_instruction: bool | None = None
+    # -- inputs (files, web pages) --
+    input_modalities: list[Modality] | None = Field(
+        None, description='What the model reads besides text, e.g. ["text", "image", "pdf"].'
+    )
+    url_context: bool | None = Field(None, description="Takes the URL-context tool (urls).")
 
 
 ContinuationPolicy = Literal["continue", "restart", "fail"]
@@ -230,6 +239,24 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON otherwise."
     )
+    # -- inputs: files the tools may read (the sandbox) --
+    inputs: InputSettings = InputSettings()
+    allowed_dirs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Folders files may be read from (absolute, separated by ':'; ';' on "
+        "Windows). When the MCP client declares roots, only what is inside both is readable.",
+    )
+
+    @field_validator("allowed_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = parse_allowed_dirs(value)
+        if isinstance(value, list):
+            for d in value:
+                if not isinstance(d, str) or not os.path.isabs(d) or "\x00" in d:
+                    raise ValueError(f"{d!r} is not an absolute folder path")
+        return value
 
     @field_validator("models", "embedding_models", "gateway_keys", "gateway_aliases", mode="before")
     @classmethod
@@ -366,6 +393,7 @@ _JSON_EXAMPLES = {
     "breaker": '{"break_seconds": 15}',
     "rate_limit": '{"spill_fraction": 0}',
     "concurrency": '{"per_model": 64}',
+    "inputs": '{"inline_max_bytes": 4194304}',
 }
 
 

@@ -51,6 +51,8 @@ class Media:
     sha256: str  # hex digest of the content: the upload cache key
     data: bytes | None = None
     path: str | None = None
+    #: Estimated prompt tokens (as Gemini counts the medium), for context-window routing.
+    tokens: int = 0
 
     @property
     def modality(self) -> Modality:

@@ -256,6 +256,7 @@ class _Run:
             sha256=digest.hexdigest(),
             data=b"".join(kept) if inline else None,
             path=None if inline else opened.real_path,
+            tokens=m.tokens,
         )
         item = Included(arg, label, "media", mime, size, m.tokens, inline, m.exact)
         return item, media

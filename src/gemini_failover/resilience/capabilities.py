@@ -13,12 +13,21 @@ import math
 from dataclasses import dataclass
 
 from gemini_failover.config import ModelOverride
-from gemini_failover.protocol import GenerationRequest, ModelInfo
+from gemini_failover.protocol import GenerationRequest, Media, Modality, ModelInfo
 
 #: Tokens per character used for routing estimates: Gemini averages ~4 characters a
 #: token on English text; a conservative estimate routes a borderline prompt to a
 #: model with room rather than one that would reject it.
 CHARS_PER_TOKEN = 4.0
+
+#: What a model reads when neither models.get (the SDK's Model has no such field) nor
+#: an override says: every Gemini model since 1.5 takes text, images, audio, video and
+#: PDF. URL context came with Gemini 2.0: ``gemini-1.*`` models default to without it.
+ALL_MODALITIES: frozenset[Modality] = frozenset({"text", "image", "audio", "video", "pdf"})
+
+
+def default_url_context(name: str) -> bool:
+    return not name.removeprefix("models/").startswith("gemini-1.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +39,9 @@ class ModelProfile:
     function_calling: bool = True
     system_instruction: bool = True
     source: str = "defaults"  # "models.get", "config", "defaults" (for health output)
+    # -- inputs: what the model reads besides text, and the URL-context tool --
+    input_modalities: frozenset[Modality] = ALL_MODALITIES
+    url_context: bool = True
 
     @staticmethod
     def build(name: str, info: ModelInfo | None, override: ModelOverride | None) -> ModelProfile:
@@ -42,6 +54,10 @@ class ModelProfile:
             function_calling=True if o.function_calling is None else o.function_calling,
             system_instruction=True if o.system_instruction is None else o.system_instruction,
             source="models.get" if info else ("config" if override else "defaults"),
+            input_modalities=ALL_MODALITIES
+            if o.input_modalities is None
+            else frozenset(o.input_modalities) | {"text"},
+            url_context=default_url_context(name) if o.url_context is None else o.url_context,
         )
 
 
@@ -51,15 +67,30 @@ class Needs:
     output_tokens: int | None = None
     json_schema: bool = False
     system_instruction: bool = False
+    # -- inputs: the modalities the request's files need, and its urls --
+    modalities: frozenset[Modality] = frozenset()
+    url_context: bool = False
 
     @staticmethod
     def of(request: GenerationRequest) -> Needs:
         return Needs(
-            prompt_tokens=estimate_tokens(request.prompt_chars()),
+            prompt_tokens=estimate_tokens(request.prompt_chars()) + file_tokens(request),
             output_tokens=request.max_output_tokens,
             json_schema=request.structured,
             system_instruction=request.system_instruction is not None,
+            modalities=request.modalities(),
+            url_context=bool(request.urls),
         )
+
+
+def file_tokens(request: GenerationRequest) -> int:
+    """Tokens the request's files add: text files by their length, media as the loader
+    estimated them (images by tiles, PDF pages, audio/video seconds)."""
+    n = 0
+    for turn in request.contents:
+        for a in turn.attachments:
+            n += a.tokens if isinstance(a, Media) else estimate_tokens(len(a.text) + len(a.label))
+    return n
 
 
 def estimate_tokens(chars: int) -> int:
@@ -78,4 +109,9 @@ def misfit(profile: ModelProfile, needs: Needs) -> str | None:
         return "no JSON-schema structured output"
     if needs.system_instruction and not profile.system_instruction:
         return "no system instructions"
+    missing = sorted(needs.modalities - profile.input_modalities)
+    if missing:
+        return f"no {', '.join(missing)} input"
+    if needs.url_context and not profile.url_context:
+        return "no URL context (urls)"
     return None

@@ -258,6 +258,8 @@ class Chain:
                         function_calling=p.function_calling,
                         system_instruction=p.system_instruction,
                         source=p.source,
+                        input_modalities=tuple(sorted(p.input_modalities)),
+                        url_context=p.url_context,
                     ),
                 )
             )

@@ -28,6 +28,9 @@ class ProfileStatus:
     function_calling: bool
     system_instruction: bool
     source: str  # "models.get", "config", "defaults"
+    # -- inputs: what the model reads besides text, and the URL-context tool --
+    input_modalities: tuple[str, ...] = ("text", "image", "audio", "video", "pdf")
+    url_context: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resources import FunctionResource
 
 from gemini_failover import __version__
+from gemini_failover.tools.files import FileInputs, roots_changed
 from gemini_failover.tools.handlers import HealthSource, ManagerSource, build_tools
 
 if TYPE_CHECKING:
@@ -42,6 +43,20 @@ and what to do (for example how long to wait before retrying).
 Read health://status (or call gemini_health) to see whether Gemini is usable now."""
 
 
+def _watch_roots(server: MCPServer) -> None:
+    """Ask the client for its roots again after notifications/roots/list_changed.
+    MCPServer has no public hook for client notifications: registered on its low-level
+    server (the public API of ``mcp.server.lowlevel.Server``)."""
+    import mcp_types as types
+
+    async def on_roots_changed(ctx: Any, params: types.NotificationParams) -> None:
+        roots_changed(ctx.session)
+
+    server._lowlevel_server.add_notification_handler(  # noqa: SLF001
+        "notifications/roots/list_changed", types.NotificationParams, on_roots_changed
+    )
+
+
 def build_server(
     settings: Settings,
     manager: FailoverManager,
@@ -55,27 +70,38 @@ def build_server(
     async def get_manager() -> FailoverManager:
         return manager
 
+    inputs = FileInputs(settings.inputs, settings.allowed_dirs)
+
     async def default_health() -> dict[str, Any]:
         from gemini_failover.server.health import health_document
 
-        return health_document(manager, emulator=emulator)
+        return {**health_document(manager, emulator=emulator), "files": inputs.health()}
 
-    return assemble_server(get_manager, health or default_health, log_level=settings.log_level)
+    return assemble_server(
+        get_manager, health or default_health, log_level=settings.log_level, inputs=inputs
+    )
 
 
 def assemble_server(
-    get_manager: ManagerSource, health: HealthSource, *, log_level: str = "info"
+    get_manager: ManagerSource,
+    health: HealthSource,
+    *,
+    log_level: str = "info",
+    inputs: FileInputs | None = None,
 ) -> MCPServer:
     """The server over a manager that may still be starting: every tool call awaits
-    ``get_manager()``; the resource and gemini_health await ``health()``."""
+    ``get_manager()``; the resource and gemini_health await ``health()``. ``inputs``:
+    the sandbox for the files argument (default: nothing readable)."""
+    inputs = inputs if inputs is not None else FileInputs()
     server: MCPServer = MCPServer(
         SERVER_NAME,
         title="Gemini with failover",
         version=__version__,
         instructions=INSTRUCTIONS,
         log_level=_LOG_LEVELS.get(log_level, "INFO"),
-        tools=list(build_tools(get_manager, health)),
+        tools=list(build_tools(get_manager, health, inputs)),
     )
+    _watch_roots(server)
 
     async def read_health() -> str:
         return json.dumps(await health(), indent=2)

@@ -128,6 +128,10 @@ class Runtime:
         self._failed: BaseException | None = None
         self._warm_up: asyncio.Task[None] | None = None
         self._on_demand: Callable[[], None] | None = None
+        # -- inputs: the sandbox for the files argument, shared by every connection --
+        from gemini_failover.tools.files import FileInputs
+
+        self.inputs = FileInputs(settings.inputs, settings.allowed_dirs)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -169,7 +173,10 @@ class Runtime:
         settings = self.settings
         api_key = settings.api_key.get_secret_value() if settings.api_key else ""
         backend = GeminiBackend(
-            api_key=api_key, base_url=settings.base_url, api_version=settings.api_version
+            api_key=api_key,
+            base_url=settings.base_url,
+            api_version=settings.api_version,
+            opener=self.inputs.opener,  # large files: re-read through the sandbox
         )
         manager = FailoverManager(settings, backend, store=_make_store(settings))
         metrics = ManagerMetrics(settings.models)
@@ -275,12 +282,14 @@ class Runtime:
     def health_now(self) -> dict[str, Any]:
         from gemini_failover.server.health import health_document
 
-        return health_document(
+        document = health_document(
             self.manager,
             emulator=self.emulator_mode,
             started_at=self.started_at,
             failovers=self.failovers,
         )
+        document["files"] = self.inputs.health()  # the effective roots
+        return document
 
     async def health(self) -> dict[str, Any]:
         await self.get_manager()
@@ -290,7 +299,9 @@ class Runtime:
         """The MCP server over this runtime; usable before start() has finished."""
         from gemini_failover.server.app import assemble_server
 
-        return assemble_server(self.get_manager, self.health, log_level=self._settings.log_level)
+        return assemble_server(
+            self.get_manager, self.health, log_level=self._settings.log_level, inputs=self.inputs
+        )
 
 
 __all__ = ["Runtime", "StartupError", "register_secrets", "require_api_key"]

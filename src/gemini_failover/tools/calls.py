@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from gemini_failover.protocol import GenerationRequest, Turn, Usage
+from gemini_failover.protocol import Attachment, GenerationRequest, Turn, Usage
 from gemini_failover.resilience.results import Provenance, RequestFailed, Result
 from gemini_failover.tools.errors import tool_error
 from gemini_failover.tools.models import (
@@ -21,6 +21,7 @@ from gemini_failover.tools.models import (
     CountTokensOutput,
     EmbedOutput,
     Failover,
+    FilesOutput,
     GenerateOutput,
     JsonOutput,
     ModelsOutput,
@@ -131,16 +132,25 @@ async def generate(
     top_p: float | None,
     max_output_tokens: int | None,
     stop_sequences: tuple[str, ...],
+    attachments: tuple[Attachment, ...] = (),
+    urls: tuple[str, ...] = (),
+    files: FilesOutput | None = None,
 ) -> GenerateOutput:
+    contents = [Turn("user" if r == "user" else "model", t) for r, t in turns]
+    if attachments:  # the files go with the last user turn
+        last = max(i for i, t in enumerate(contents) if t.role == "user")
+        contents[last] = Turn("user", contents[last].text, attachments)
     request = GenerationRequest(
-        contents=tuple(Turn("user" if r == "user" else "model", t) for r, t in turns),
+        contents=tuple(contents),
         system_instruction=system_instruction,
         temperature=temperature,
         top_p=top_p,
         max_output_tokens=max_output_tokens,
         stop_sequences=stop_sequences,
+        urls=urls,
     )
-    return generate_output(await run_generation(manager, request, ctx))
+    output = generate_output(await run_generation(manager, request, ctx))
+    return output.model_copy(update={"files": files}) if files is not None else output
 
 
 async def generate_json(
@@ -151,13 +161,17 @@ async def generate_json(
     system_instruction: str | None,
     temperature: float | None,
     max_output_tokens: int | None,
+    attachments: tuple[Attachment, ...] = (),
+    urls: tuple[str, ...] = (),
+    files: FilesOutput | None = None,
 ) -> JsonOutput:
-    request = GenerationRequest.from_prompt(
-        prompt,
+    request = GenerationRequest(
+        contents=(Turn("user", prompt, attachments),),
         system_instruction=system_instruction,
         temperature=temperature,
         max_output_tokens=max_output_tokens,
         response_schema=schema,
+        urls=urls,
     )
     try:
         result = await manager.generate(request)
@@ -166,6 +180,7 @@ async def generate_json(
     return JsonOutput(
         value=result.parsed,
         usage=usage_of(result.usage),
+        files=files,
         **provenance_fields(result.provenance),
     )
 
@@ -173,12 +188,17 @@ async def generate_json(
 # -- the others ---------------------------------------------------------------------------
 
 
-async def count_tokens(manager: FailoverManager, text: str) -> CountTokensOutput:
+async def count_tokens(
+    manager: FailoverManager,
+    text: str,
+    attachments: tuple[Attachment, ...] = (),
+    files: FilesOutput | None = None,
+) -> CountTokensOutput:
     try:
-        count, prov = await manager.count_tokens((Turn("user", text),))
+        count, prov = await manager.count_tokens((Turn("user", text, attachments),))
     except RequestFailed as exc:
         raise tool_error(exc) from None
-    return CountTokensOutput(total_tokens=count, **provenance_fields(prov))
+    return CountTokensOutput(total_tokens=count, files=files, **provenance_fields(prov))
 
 
 async def embed(manager: FailoverManager, texts: Sequence[str]) -> EmbedOutput:

@@ -16,13 +16,21 @@ from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, Resolve
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from gemini_failover.tools import render
 from gemini_failover.tools import validation as v
 from gemini_failover.tools.arguments import StrictTool, portable_schema
+from gemini_failover.tools.files import (
+    MAX_URL_CHARS,
+    MAX_URLS,
+    FileInputs,
+    ask_roots,
+    check_urls,
+    files_output,
+)
 from gemini_failover.tools.models import (
     ChatTurn,
     CountTokensOutput,
@@ -116,6 +124,39 @@ StopSequences = Annotated[
     ),
 ]
 
+# -- files and web pages ------------------------------------------------------------------
+
+Files = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=4096)]] | None,
+    Field(
+        max_length=1000,
+        description="Files or folders for Gemini to read (text, code, images, PDF, audio, "
+        "video): absolute paths or file:// URIs inside the client's roots.",
+    ),
+]
+Urls = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)]] | None,
+    Field(max_length=MAX_URLS, description="Public http(s) pages for Gemini to read."),
+]
+
+
+async def _client_roots(ctx: Ctx, files: Files = None) -> Any:
+    return ask_roots(ctx, files)
+
+
+#: The client's roots, filled by the SDK's resolver (not an argument: not in the schema).
+Roots = Annotated[Any, Resolve(_client_roots)]
+
+
+def _file_arguments(loaded: Any, urls: tuple[str, ...]) -> dict[str, Any]:
+    """The calls.py keywords for what the files and urls arguments brought in."""
+    return {
+        "attachments": loaded.attachments if loaded is not None else (),
+        "urls": urls,
+        "files": files_output(loaded, urls),
+    }
+
+
 # -- annotations (truthful hints for the client) ----------------------------------------
 
 #: Generation reads nothing and changes nothing the client owns, but calls an external
@@ -141,9 +182,13 @@ _PROVENANCE_NOTE = (
 Generated = Annotated[CallToolResult, GenerateOutput]
 
 
-def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[StrictTool]:
+def build_tools(
+    get_manager: ManagerSource, health: HealthSource, inputs: FileInputs | None = None
+) -> list[StrictTool]:
     """The seven gemini_* tools. ``get_manager`` is awaited by each call, so the server
-    can answer the handshake before the manager is built."""
+    can answer the handshake before the manager is built. ``inputs``: the sandbox for
+    the ``files`` argument (default: nothing readable)."""
+    inputs = inputs if inputs is not None else FileInputs()
 
     async def gemini_generate(
         prompt: Prompt,
@@ -153,9 +198,14 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
         top_p: TopP = None,
         max_output_tokens: MaxOutputTokens = None,
         stop_sequences: StopSequences = None,
+        files: Files = None,
+        urls: Urls = None,
+        roots: Roots = None,
     ) -> Generated:
         v.check_prompt(prompt, system_instruction)
         stops = v.check_stop_sequences(stop_sequences)
+        pages = check_urls(urls)
+        loaded = await inputs.load(ctx, files, roots)
         output: GenerateOutput = await _calls().generate(
             await get_manager(),
             ctx,
@@ -165,6 +215,7 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
             top_p=top_p,
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
+            **_file_arguments(loaded, pages),
         )
         return render.generated(output)
 
@@ -184,10 +235,15 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
         top_p: TopP = None,
         max_output_tokens: MaxOutputTokens = None,
         stop_sequences: StopSequences = None,
+        files: Files = None,
+        urls: Urls = None,
+        roots: Roots = None,
     ) -> Generated:
         pairs = [(t.role, t.text) for t in turns]
         v.check_turns(pairs, system_instruction)
         stops = v.check_stop_sequences(stop_sequences)
+        pages = check_urls(urls)
+        loaded = await inputs.load(ctx, files, roots)
         output: GenerateOutput = await _calls().generate(
             await get_manager(),
             ctx,
@@ -197,6 +253,7 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
             top_p=top_p,
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
+            **_file_arguments(loaded, pages),
         )
         return render.generated(output)
 
@@ -210,12 +267,18 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
                 '"required": ["name"]}. Only local $refs (#/$defs/...).',
             ),
         ],
+        ctx: Ctx,
         system_instruction: SystemInstruction = None,
         temperature: Temperature = None,
         max_output_tokens: MaxOutputTokens = None,
+        files: Files = None,
+        urls: Urls = None,
+        roots: Roots = None,
     ) -> Annotated[CallToolResult, JsonOutput]:
         v.check_prompt(prompt, system_instruction)
         checked = await v.check_json_schema(schema)
+        pages = check_urls(urls)
+        loaded = await inputs.load(ctx, files, roots)
         output: JsonOutput = await _calls().generate_json(
             await get_manager(),
             prompt,
@@ -223,14 +286,23 @@ def build_tools(get_manager: ManagerSource, health: HealthSource) -> list[Strict
             system_instruction=system_instruction,
             temperature=temperature,
             max_output_tokens=max_output_tokens,
+            **_file_arguments(loaded, pages),
         )
         return render.generated_json(output)
 
     async def gemini_count_tokens(
         text: Annotated[str, Field(min_length=1, description="The text to measure.")],
+        ctx: Ctx,
+        files: Files = None,
+        roots: Roots = None,
     ) -> Annotated[CallToolResult, CountTokensOutput]:
         v.check_total_size("text", v.require_text("text", text))
-        output: CountTokensOutput = await _calls().count_tokens(await get_manager(), text)
+        loaded = await inputs.load(ctx, files, roots)
+        file_args = _file_arguments(loaded, ())
+        del file_args["urls"]
+        output: CountTokensOutput = await _calls().count_tokens(
+            await get_manager(), text, **file_args
+        )
         return render.counted(output)
 
     async def gemini_embed(

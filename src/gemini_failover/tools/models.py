@@ -55,19 +55,61 @@ class ProvenanceOutput(_Out):
     request_id: str = Field(description="Quote it when reporting a problem: it is in the logs.")
 
 
-class GenerateOutput(ProvenanceOutput):
+# -- files and web pages (the files and urls arguments) --
+
+
+class FileIncluded(_Out):
+    argument: str = Field(description='The argument that brought it in, e.g. "files[0]".')
+    path: str
+    mime_type: str = Field(description="text/plain for text and code.")
+    bytes: int
+    tokens: int = Field(description="Estimated prompt tokens, as Gemini counts them.")
+    uploaded: bool = Field(description="Sent through the Files API rather than inline.")
+
+
+class FileLeftOut(_Out):
+    argument: str
+    path: str
+    reason: str = Field(description="token_budget, binary, ignored, hidden, too_large, ...")
+    detail: str
+
+
+class LeftOutCount(_Out):
+    reason: str
+    count: int
+
+
+class FilesOutput(_Out):
+    included: list[FileIncluded] = Field(default_factory=list)
+    left_out: list[FileLeftOut] = Field(
+        default_factory=list, description="The first 200 files left out (all are counted)."
+    )
+    left_out_counts: list[LeftOutCount] = Field(
+        default_factory=list, description="Every file left out, counted by reason."
+    )
+    tokens: int = Field(0, description="Estimated tokens of all the files.")
+    urls: list[str] = Field(default_factory=list, description="Pages given to URL context.")
+
+
+class _WithFiles(_Out):
+    files: FilesOutput | None = Field(
+        None, description="Which files went in and which were left out (when files or urls)."
+    )
+
+
+class GenerateOutput(ProvenanceOutput, _WithFiles):
     text: str = Field(description="The answer.")
     finish_reason: str = Field(description="STOP, MAX_TOKENS, ...")
     spans: list[Span] = Field(description="Which model produced which part of the text.")
     usage: TokenUsage
 
 
-class JsonOutput(ProvenanceOutput):
+class JsonOutput(ProvenanceOutput, _WithFiles):
     value: Any = Field(description="The answer: a JSON value that validates against the schema.")
     usage: TokenUsage
 
 
-class CountTokensOutput(ProvenanceOutput):
+class CountTokensOutput(ProvenanceOutput, _WithFiles):
     total_tokens: int = Field(description="Tokens the text takes in the serving model.")
 
 

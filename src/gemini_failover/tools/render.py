@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from gemini_failover.tools.models import (
     CountTokensOutput,
     EmbedOutput,
+    FilesOutput,
     GenerateOutput,
     JsonOutput,
     ProvenanceOutput,
@@ -73,30 +74,53 @@ def provenance_line(
     return f"[served by {out.served_by}: {'; '.join(notes)}; request {out.request_id}]"
 
 
-def _result(text: str, note: str | None, structured: Mapping[str, Any]) -> CallToolResult:
+def files_line(files: FilesOutput | None) -> str | None:
+    """One short line when files were left out (the details are structured only)."""
+    if files is None or not files.left_out_counts:
+        return None
+    left = sum(c.count for c in files.left_out_counts)
+    why = ", ".join(f"{c.reason} {c.count}" for c in files.left_out_counts)
+    return (
+        f"[files: {len(files.included)} included, {left} left out ({why}); "
+        "see structuredContent.files]"
+    )
+
+
+def _result(
+    text: str, note: str | None, structured: Mapping[str, Any], files_note: str | None = None
+) -> CallToolResult:
     if note is not None:
         text = f"{text}\n\n{note}" if text else note
+    if files_note is not None:
+        text = f"{text}\n{files_note}" if note is not None else f"{text}\n\n{files_note}"
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=dict(structured)
     )
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json", by_alias=True)
+    out = model.model_dump(mode="json", by_alias=True)
+    if out.get("files", 0) is None:  # no files or urls: not in the result at all
+        del out["files"]
+    return out
 
 
 def generated(out: GenerateOutput) -> CallToolResult:
     note = provenance_line(out, out.spans, out.finish_reason)
-    return _result(_limited(out.text, "structuredContent.text"), note, _dump(out))
+    return _result(
+        _limited(out.text, "structuredContent.text"), note, _dump(out), files_line(out.files)
+    )
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:
     text = _limited(compact(out.value), "structuredContent.value")
-    return _result(text, provenance_line(out), _dump(out))
+    return _result(text, provenance_line(out), _dump(out), files_line(out.files))
 
 
 def counted(out: CountTokensOutput) -> CallToolResult:
-    return _result(f"{out.total_tokens:,} tokens", provenance_line(out), _dump(out))
+    return _result(
+        f"{out.total_tokens:,} tokens", provenance_line(out), _dump(out), files_line(out.files)
+    )
 
 
 def embedded(out: EmbedOutput) -> CallToolResult:
