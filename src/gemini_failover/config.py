@@ -220,6 +220,10 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: console on a TTY, JSON otherwise."
     )
+    trace_content: bool = Field(
+        False,
+        description="Record prompts and answers on OpenTelemetry spans (off: never recorded).",
+    )
 
     @field_validator("models", "embedding_models", mode="before")
     @classmethod

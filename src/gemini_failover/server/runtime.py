@@ -23,12 +23,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from gemini_failover.tracing_switch import exporter_name, tracing_configured
+
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
     from gemini_failover.config import Settings
     from gemini_failover.emulator import Emulator, EmulatorServer
     from gemini_failover.observability.metrics import ManagerMetrics
+    from gemini_failover.observability.tracing import Tracing
     from gemini_failover.resilience.manager import FailoverManager
     from gemini_failover.server.health import FailoverClock
     from gemini_failover.state import StateStore
@@ -128,6 +131,7 @@ class Runtime:
         self._failed: BaseException | None = None
         self._warm_up: asyncio.Task[None] | None = None
         self._on_demand: Callable[[], None] | None = None
+        self._tracing: Tracing | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -177,6 +181,12 @@ class Runtime:
         manager.events.subscribe(metrics.handle)
         manager.events.subscribe(EventLogger().handle)
         manager.events.subscribe(failovers.handle)
+        exporter = exporter_name()
+        if exporter is not None:  # OpenTelemetry: only when the OTEL_* variables ask
+            from gemini_failover.observability import tracing
+
+            self._tracing = await asyncio.to_thread(tracing.start_tracing, exporter)
+            manager.events.subscribe(self._tracing.handle)
         await manager.start()
         self._manager, self._metrics, self.failovers = manager, metrics, failovers
         self.started_at = time.time()
@@ -218,6 +228,11 @@ class Runtime:
         if self._emulator_server is not None:
             await self._emulator_server.stop()
             self._emulator_server = None
+        if self._tracing is not None:
+            from gemini_failover.observability.tracing import shutdown
+
+            await asyncio.to_thread(shutdown, self._tracing)  # flushes the last spans
+            self._tracing = None
 
     # -- what the transports and tools use ----------------------------------------------
 
@@ -290,7 +305,18 @@ class Runtime:
         """The MCP server over this runtime; usable before start() has finished."""
         from gemini_failover.server.app import assemble_server
 
-        return assemble_server(self.get_manager, self.health, log_level=self._settings.log_level)
+        settings = self._settings
+        server = assemble_server(self.get_manager, self.health, log_level=settings.log_level)
+        if tracing_configured():
+            from gemini_failover.observability.tracing_mcp import instrument
+
+            instrument(
+                server,
+                settings.models,
+                settings.embedding_models,
+                record_content=settings.trace_content,
+            )
+        return server
 
 
 __all__ = ["Runtime", "StartupError", "register_secrets", "require_api_key"]
