@@ -10,11 +10,13 @@ import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.stdio import stdio_client
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
@@ -25,7 +27,16 @@ from gemini_failover.observability.log_config import configure_logging
 from gemini_failover.server.http import Security
 from gemini_failover.server.runtime import Runtime
 from tests import otel_support
-from tests.e2e.conftest import CANARY, FALLBACK, PRIMARY, fast_settings, held, serve_http
+from tests.e2e.conftest import (
+    CANARY,
+    FALLBACK,
+    PRIMARY,
+    Progress,
+    fast_env,
+    fast_settings,
+    held,
+    serve_http,
+)
 
 TOKEN = f"token-{uuid.uuid4().hex}"
 TRACE_ID = uuid.uuid4().hex
@@ -259,3 +270,48 @@ async def test_log_lines_of_a_request_carry_its_trace(
     for line in mine:
         assert line["trace_id"] == format(request.context.trace_id, "032x")
         assert line["span_id"] == format(request.context.span_id, "016x")
+
+
+async def test_a_stdio_server_exports_spans_with_the_standard_variables(
+    emulator_server: EmulatorServer, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The real process, configured only by OTEL_TRACES_EXPORTER=console: one JSON line
+    per span on stderr next to the log lines (stdout stays the protocol), the span tree
+    of a stream continued on the fallback, log lines with the trace ids, no canary."""
+    from tests.e2e.test_stdio import params
+
+    env = {**fast_env(emulator_server.base_url), "OTEL_TRACES_EXPORTER": "console"}
+    stderr_path = tmp_path / "server.stderr"
+    emulator.configure(PRIMARY, faults=[{"kind": "stream_cut", "after": 3}])
+    with stderr_path.open("w") as errlog:
+        transport = stdio_client(params("serve", env=env), errlog=errlog)
+        async with held(Client(transport)) as client:
+            progress = Progress()
+            result = await client.call_tool(
+                "gemini_generate", {"prompt": "a long story"}, progress_callback=progress
+            )
+    assert not result.is_error and result.structured_content is not None
+    assert result.structured_content["served_by"] == FALLBACK
+    logged = stderr_path.read_text()
+    assert CANARY not in logged
+    lines = [json.loads(line) for line in logged.splitlines() if line.strip()]  # all JSON
+    exported = [line for line in lines if "context" in line and "kind" in line]
+    logs = [line for line in lines if "event" in line]
+    (tool,) = [s for s in exported if s["name"] == "tools/call gemini_generate"]
+    (request,) = [s for s in exported if s["parent_id"] == tool["context"]["span_id"]]
+    assert request["name"] == f"generate_content {PRIMARY}"
+    assert request["attributes"]["gen_ai.response.model"] == FALLBACK
+    assert request["resource"]["attributes"]["service.name"] == "gemini-failover"
+    assert "stream_continued" in [e["name"] for e in request["events"]]
+    attempts = [s for s in exported if s["parent_id"] == request["context"]["span_id"]]
+    assert sorted(a["name"] for a in attempts) == [
+        f"generate_content {FALLBACK}",
+        f"generate_content {PRIMARY}",
+    ]
+    assert all(a["attributes"]["gemini_failover.stream"] for a in attempts)
+    request_id = result.structured_content["request_id"]
+    continued = [line for line in logs if line.get("request_id") == request_id]
+    assert continued and {line["event"] for line in continued} >= {"stream_continued"}
+    for line in continued:
+        assert f"0x{line['trace_id']}" == request["context"]["trace_id"]
+        assert f"0x{line['span_id']}" == request["context"]["span_id"]

@@ -181,11 +181,10 @@ class Runtime:
         manager.events.subscribe(metrics.handle)
         manager.events.subscribe(EventLogger().handle)
         manager.events.subscribe(failovers.handle)
-        exporter = exporter_name()
-        if exporter is not None:  # OpenTelemetry: only when the OTEL_* variables ask
-            from gemini_failover.observability import tracing
-
-            self._tracing = await asyncio.to_thread(tracing.start_tracing, exporter)
+        if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask
+            if self._tracing is None:
+                await asyncio.to_thread(self._start_tracing)
+            assert self._tracing is not None
             manager.events.subscribe(self._tracing.handle)
         await manager.start()
         self._manager, self._metrics, self.failovers = manager, metrics, failovers
@@ -301,6 +300,14 @@ class Runtime:
         await self.get_manager()
         return self.health_now()
 
+    def _start_tracing(self) -> None:
+        """Install the tracer provider (imports the OpenTelemetry SDK: ~50 ms)."""
+        exporter = exporter_name()
+        if self._tracing is None and exporter is not None:
+            from gemini_failover.observability.tracing import start_tracing
+
+            self._tracing = start_tracing(exporter)
+
     def build_server(self) -> MCPServer:
         """The MCP server over this runtime; usable before start() has finished."""
         from gemini_failover.server.app import assemble_server
@@ -310,6 +317,8 @@ class Runtime:
         if tracing_configured():
             from gemini_failover.observability.tracing_mcp import instrument
 
+            # Now, not in start(): stdio answers (and traces) tool calls before that.
+            self._start_tracing()
             instrument(
                 server,
                 settings.models,
