@@ -3,11 +3,12 @@
     python -m bench.tracing [--calls 1000]
 
 Off (no OTEL_* variables): the server registers no subscriber, no middleware and no
-log processor, so the request path is the plain manager's; the "off" column checks
-that the switch itself stays out of it (a manager built with tracing off next to a
-bare one: an A/A comparison, whose difference is the machine's noise). On: the EventBus subscriber and a request span per call, with an SDK
-tracer provider and a batch processor whose exporter drops the spans (the export
-itself runs in the processor's thread, off the request path).
+log processor, so the request path is the plain manager's; the "off" row compares a
+manager built as with tracing off against a bare one (the same code: an A/A
+comparison, whose difference is the machine's noise). On: the EventBus subscriber
+and a request span per call, with an SDK tracer provider and a batch processor whose
+exporter drops the spans (the export runs in the processor's thread, off the
+request path).
 """
 
 from __future__ import annotations
