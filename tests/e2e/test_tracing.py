@@ -315,3 +315,52 @@ async def test_a_stdio_server_exports_spans_with_the_standard_variables(
     for line in continued:
         assert f"0x{line['trace_id']}" == request["context"]["trace_id"]
         assert f"0x{line['span_id']}" == request["context"]["span_id"]
+
+
+async def test_a_traceparent_header_is_the_parent_over_sse(
+    traced: Runtime, spans: InMemorySpanExporter
+) -> None:
+    """Raw SSE (an MCP client would also send its own span in ``_meta``, which wins):
+    the header on the POST that carries the tool call is honoured, although the SSE
+    answer travels on another request (the GET)."""
+    traceparent = f"00-{TRACE_ID}-{PARENT_ID}-01"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "gemini_generate", "arguments": {"prompt": "over sse"}},
+    }
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    async with (
+        serve_http(traced, "sse") as base,
+        httpx2.AsyncClient(timeout=30) as http,
+        http.stream("GET", f"{base}/sse") as stream,
+    ):
+        lines = stream.aiter_lines()
+        endpoint = await _sse_data(lines)
+        for message in (_initialize(), initialized):
+            posted = await http.post(f"{base}{endpoint}", json=message)
+            assert posted.status_code == 202
+        assert json.loads(await _sse_data(lines))["id"] == 1
+        posted = await http.post(
+            f"{base}{endpoint}", json=call, headers={"traceparent": traceparent}
+        )
+        assert posted.status_code == 202
+        answer = json.loads(await _sse_data(lines))
+    assert answer["id"] == 2 and not answer["result"]["isError"]
+    tool = tool_span(spans, "gemini_generate")
+    assert tool.parent is not None
+    assert format(tool.parent.span_id, "016x") == PARENT_ID
+    finished = spans.get_finished_spans()
+    (request,) = otel_support.children(finished, tool)
+    for span in (tool, request):
+        assert span.context is not None
+        assert format(span.context.trace_id, "032x") == TRACE_ID
+
+
+async def _sse_data(lines: AsyncIterator[str]) -> str:
+    """The data of the next SSE event."""
+    async for line in lines:
+        if line.startswith("data:"):
+            return line.removeprefix("data:").strip()
+    raise AssertionError("the SSE stream ended")

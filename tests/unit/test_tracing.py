@@ -272,40 +272,16 @@ def test_without_otel_variables_nothing_of_tracing_is_imported_or_registered() -
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["loaded"] == ["gemini_failover.tracing_switch"]
     assert "ToolSpans" not in report["middleware"]
-    assert "IncomingContext" not in report["middleware"]
 
 
-# -- the MCP middlewares ------------------------------------------------------------------------
+# -- the MCP middleware --------------------------------------------------------------------------
 
 
 class _Ctx:
     """The part of the MCP SDK's ServerRequestContext the middlewares read."""
 
-    def __init__(self, method: str, params: dict[str, object], request: object = None) -> None:
-        self.method, self.params, self.request = method, params, request
-
-
-class _Request:
-    def __init__(self, headers: dict[str, str]) -> None:
-        self.headers = headers
-
-
-async def test_a_message_runs_in_the_trace_context_of_its_http_request() -> None:
-    """What SSE relies on: its messages do not carry the request's contextvars, so the
-    middleware reads the headers of the HTTP request the SDK attaches."""
-    from gemini_failover.observability.tracing_mcp import IncomingContext
-
-    seen: list[trace.SpanContext] = []
-
-    async def call_next(ctx: object) -> None:
-        seen.append(trace.get_current_span().get_span_context())
-
-    middleware = IncomingContext()
-    await middleware(_Ctx("tools/call", {}, _Request({"traceparent": TRACEPARENT})), call_next)
-    await middleware(_Ctx("tools/call", {}, None), call_next)  # stdio: no HTTP request
-    assert format(seen[0].span_id, "016x") == "b7ad6b7169203331" and seen[0].is_remote
-    assert not seen[1].is_valid
-    assert not trace.get_current_span().get_span_context().is_valid  # detached after
+    def __init__(self, method: str, params: dict[str, object]) -> None:
+        self.method, self.params = method, params
 
 
 async def test_only_calls_of_model_tools_get_a_request_span(spans: InMemorySpanExporter) -> None:

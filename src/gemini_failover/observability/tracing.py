@@ -243,9 +243,9 @@ def use_incoming_context(headers: Mapping[str, str]) -> Iterator[None]:
 class TraceContextASGI:
     """ASGI middleware: every HTTP request runs in the trace context its headers carry.
 
-    The MCP SDK hands a streamable HTTP request's contextvars on to the task that runs
-    the tool, so the tool's spans are children of the caller's ``traceparent``. (An
-    ASGI app of the gateway can be wrapped the same way.)"""
+    The MCP SDK runs each message of streamable HTTP and SSE in the contextvars of the
+    HTTP request that carried it, so the tool's spans are children of the caller's
+    ``traceparent``. (An ASGI app of the gateway can be wrapped the same way.)"""
 
     def __init__(self, app: Callable[..., Any]) -> None:
         self.app = app

@@ -1,12 +1,13 @@
-"""The MCP server's side of tracing: two middlewares on ``MCPServer.middleware``.
+"""The MCP server's side of tracing: :class:`ToolSpans`, appended to
+``MCPServer.middleware`` (inside the MCP SDK's own OpenTelemetry middleware, whose
+``tools/call`` span is the parent): the GenAI request span around each Gemini tool
+call, named ``{gen_ai.operation.name} {gen_ai.request.model}``, with the token usage,
+finish reason and response model from the tool's structured result.
 
-- :class:`IncomingContext` (outermost, before the SDK's own OpenTelemetry middleware):
-  a tool call over HTTP runs in the trace context of the request's ``traceparent``
-  header, so the SDK's ``tools/call`` span (and everything under it) is the caller's
-  child. (A ``traceparent`` in the request's ``_meta`` still wins: the SDK reads it.)
-- :class:`ToolSpans` (innermost): the GenAI request span around each Gemini tool
-  call, named ``{gen_ai.operation.name} {gen_ai.request.model}``, with the token usage,
-  finish reason and response model from the tool's structured result.
+The caller's ``traceparent`` header reaches the SDK's span through
+``TraceContextASGI`` (server/http.py): the SDK runs each message of both HTTP
+transports in the contextvars of the HTTP request that carried it. A ``traceparent``
+in the request's ``_meta`` wins: the SDK reads it.
 
 Only imported when tracing is configured (see ``tracing_switch``).
 """
@@ -17,13 +18,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from opentelemetry import trace
-
 from gemini_failover.observability.tracing import (
     AttrValue,
     RequestSpan,
     request_span,
-    use_incoming_context,
 )
 
 #: Tool -> gen_ai.operation.name. gemini_list_models and gemini_health call no model:
@@ -42,18 +40,6 @@ REQUEST_OPTIONS: Final[Mapping[str, str]] = {
     "top_p": "gen_ai.request.top_p",
     "max_output_tokens": "gen_ai.request.max_tokens",
 }
-
-
-class IncomingContext:
-    """MCP middleware: run each message in the trace context of its HTTP request's
-    headers (streamable HTTP already has it from the ASGI middleware; SSE does not)."""
-
-    async def __call__(self, ctx: Any, call_next: Any) -> Any:
-        headers = getattr(ctx.request, "headers", None)
-        if headers is None or trace.get_current_span().get_span_context().is_valid:
-            return await call_next(ctx)
-        with use_incoming_context(headers):
-            return await call_next(ctx)
 
 
 class ToolSpans:
@@ -158,9 +144,8 @@ def instrument(
     *,
     record_content: bool = False,
 ) -> None:
-    """Add both middlewares to an ``MCPServer`` (or its low-level server)."""
-    server.middleware.insert(0, IncomingContext())
+    """Add the middleware to an ``MCPServer`` (or its low-level server)."""
     server.middleware.append(ToolSpans(models, embedding_models, record_content=record_content))
 
 
-__all__ = ["TOOL_OPERATIONS", "IncomingContext", "ToolSpans", "instrument"]
+__all__ = ["TOOL_OPERATIONS", "ToolSpans", "instrument"]
