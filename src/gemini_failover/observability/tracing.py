@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry import context as otel_context
@@ -103,7 +103,6 @@ class RequestSpan:
     operation: str  # gen_ai.operation.name
     record_content: bool = False
     error_type: str | None = None
-    finished: bool = field(default=False)
 
     def set_usage(self, input_tokens: int | None, output_tokens: int | None) -> None:
         if isinstance(input_tokens, int):
@@ -353,7 +352,6 @@ class Tracing:
         rs = _current.get()
         if rs is None:
             return
-        rs.finished = True
         span = rs.span
         span.set_attribute("gemini_failover.request_id", e.request_id)
         span.set_attribute("gemini_failover.failovers", e.failovers)
