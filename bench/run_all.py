@@ -15,6 +15,7 @@ from bench.common import machine
 
 SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.overhead", []),
+    ("bench.tracing", []),
     ("bench.continuation", []),
     ("bench.startup", []),
     ("bench.e2e", []),

@@ -246,6 +246,10 @@ class Settings(BaseSettings):
         description="Folders files may be read from (absolute, separated by ':'; ';' on "
         "Windows). When the MCP client declares roots, only what is inside both is readable.",
     )
+    trace_content: bool = Field(
+        False,
+        description="Record prompts and answers on OpenTelemetry spans (off: never recorded).",
+    )
 
     @field_validator("allowed_dirs", mode="before")
     @classmethod

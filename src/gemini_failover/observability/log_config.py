@@ -26,6 +26,7 @@ from gemini_failover.observability.redaction import (
     redact_event_dict,
     redacting_traceback,
 )
+from gemini_failover.tracing_switch import tracing_configured
 
 LogFormat = Literal["auto", "json", "console"]
 
@@ -77,16 +78,39 @@ def _is_tty(stream: TextIO) -> bool:
         return False
 
 
+def trace_ids_processor() -> Processor:
+    """A processor adding ``trace_id`` and ``span_id`` (hex, as in every tracing
+    backend) to a line logged while an OpenTelemetry span is current. Imports the
+    OpenTelemetry API: used only when tracing is configured."""
+    from opentelemetry import trace
+
+    get_current_span = trace.get_current_span
+
+    def add_trace_ids(
+        logger: object, method: str, event_dict: structlog.typing.EventDict
+    ) -> structlog.typing.EventDict:
+        context = get_current_span().get_span_context()
+        if context.is_valid:
+            event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+            event_dict.setdefault("span_id", format(context.span_id, "016x"))
+        return event_dict
+
+    return add_trace_ids
+
+
 def configure_logging(
     level: str = "info",
     fmt: LogFormat = "auto",
     stream: TextIO | None = None,
+    *,
+    trace_ids: bool | None = None,
 ) -> None:
     """Send structlog and stdlib logging to stderr (or *stream*), redacted.
 
     *fmt* ``auto`` renders for humans when the stream is a TTY and JSON lines
-    otherwise. Calling it again replaces the previous configuration (no duplicate
-    handlers).
+    otherwise. *trace_ids* (default: when OpenTelemetry tracing is configured) adds
+    the current span's trace and span ids to every line. Calling it again replaces the
+    previous configuration (no duplicate handlers).
     """
     numeric_level = parse_level(level)
     if fmt not in ("auto", "json", "console"):
@@ -98,9 +122,14 @@ def configure_logging(
     console = fmt == "console" or (fmt == "auto" and tty)
 
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    if trace_ids is None:
+        trace_ids = tracing_configured()
+    # Nothing at all when tracing is off: not even a function call per line.
+    correlate: list[Processor] = [trace_ids_processor()] if trace_ids else []
     # Runs for records from stdlib loggers before the shared final stage.
     foreign_pre_chain: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        *correlate,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         timestamper,
@@ -136,6 +165,7 @@ def configure_logging(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.filter_by_level,
+            *correlate,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
             structlog.stdlib.PositionalArgumentsFormatter(),

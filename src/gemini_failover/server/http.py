@@ -42,6 +42,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from gemini_failover.jsonschema_guard import MAX_SCHEMA_BYTES
 from gemini_failover.server.runtime import Runtime, StartupError
 from gemini_failover.tools.validation import MAX_INPUT_BYTES
+from gemini_failover.tracing_switch import tracing_configured
 
 if TYPE_CHECKING:
     from gemini_failover.config import HttpSettings
@@ -303,7 +304,11 @@ def build_http_app(
         app = SessionCap(sse, max_sessions)
     routes = probe_routes(runtime)
     probes = Starlette(routes=routes)
-    router = _ProbeRouter(probes, frozenset(r.path for r in routes), app)
+    router: ASGIApp = _ProbeRouter(probes, frozenset(r.path for r in routes), app)
+    if tracing_configured():  # each request in the trace context of its traceparent
+        from gemini_failover.observability.tracing import TraceContextASGI
+
+        router = TraceContextASGI(router)
     return SecurityMiddleware(router, security)
 
 

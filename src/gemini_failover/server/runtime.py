@@ -23,12 +23,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
+from gemini_failover.tracing_switch import exporter_name, tracing_configured
+
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
     from gemini_failover.config import Settings
     from gemini_failover.emulator import Emulator, EmulatorServer
     from gemini_failover.observability.metrics import ManagerMetrics
+    from gemini_failover.observability.tracing import Tracing
     from gemini_failover.resilience.manager import FailoverManager
     from gemini_failover.server.health import FailoverClock
     from gemini_failover.state import StateStore
@@ -132,6 +135,7 @@ class Runtime:
         from gemini_failover.tools.files import FileInputs
 
         self.inputs = FileInputs(settings.inputs, settings.allowed_dirs)
+        self._tracing: Tracing | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -184,6 +188,11 @@ class Runtime:
         manager.events.subscribe(metrics.handle)
         manager.events.subscribe(EventLogger().handle)
         manager.events.subscribe(failovers.handle)
+        if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask
+            if self._tracing is None:
+                await asyncio.to_thread(self._start_tracing)
+            assert self._tracing is not None
+            manager.events.subscribe(self._tracing.handle)
         await manager.start()
         self._manager, self._metrics, self.failovers = manager, metrics, failovers
         self.started_at = time.time()
@@ -225,6 +234,11 @@ class Runtime:
         if self._emulator_server is not None:
             await self._emulator_server.stop()
             self._emulator_server = None
+        if self._tracing is not None:
+            from gemini_failover.observability.tracing import shutdown
+
+            await asyncio.to_thread(shutdown, self._tracing)  # flushes the last spans
+            self._tracing = None
 
     # -- what the transports and tools use ----------------------------------------------
 
@@ -295,13 +309,34 @@ class Runtime:
         await self.get_manager()
         return self.health_now()
 
+    def _start_tracing(self) -> None:
+        """Install the tracer provider (imports the OpenTelemetry SDK: ~50 ms)."""
+        exporter = exporter_name()
+        if self._tracing is None and exporter is not None:
+            from gemini_failover.observability.tracing import start_tracing
+
+            self._tracing = start_tracing(exporter)
+
     def build_server(self) -> MCPServer:
         """The MCP server over this runtime; usable before start() has finished."""
         from gemini_failover.server.app import assemble_server
 
-        return assemble_server(
-            self.get_manager, self.health, log_level=self._settings.log_level, inputs=self.inputs
+        settings = self._settings
+        server = assemble_server(
+            self.get_manager, self.health, log_level=settings.log_level, inputs=self.inputs
         )
+        if tracing_configured():
+            from gemini_failover.observability.tracing_mcp import instrument
+
+            # Now, not in start(): stdio answers (and traces) tool calls before that.
+            self._start_tracing()
+            instrument(
+                server,
+                settings.models,
+                settings.embedding_models,
+                record_content=settings.trace_content,
+            )
+        return server
 
 
 __all__ = ["Runtime", "StartupError", "register_secrets", "require_api_key"]
