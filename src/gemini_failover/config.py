@@ -152,6 +152,14 @@ class ModelOverride(_Group):
     json_schema: bool | None = None
     function_calling: bool | None = None
     system_instruction: bool | None = None
+    # -- search grounding and thinking (issue 16) --
+    google_search: bool | None = None
+    #: How the model takes thinking settings: "none", "budget" or "level".
+    thinking: Literal["none", "budget", "level"] | None = None
+    thinking_budget_min: int | None = Field(None, ge=0)
+    thinking_budget_max: int | None = Field(None, ge=0)
+    #: Whether thinking can be turned off (budget 0, level MINIMAL).
+    thinking_off: bool | None = None
 
 
 ContinuationPolicy = Literal["continue", "restart", "fail"]
@@ -200,6 +208,12 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     model_overrides: dict[str, ModelOverride] = Field(
         default_factory=dict, description="Per-model capability overrides."
+    )
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Short names for chain models in the tools' `model` argument, "
+        'e.g. {"pro": "gemini-2.5-pro"}; "pro" and "flash" default to the first chain '
+        "model whose name says so.",
     )
     redis_url: SecretStr | None = Field(
         None, description="Share model state through this Redis (redis://host:port/db)."
@@ -342,6 +356,7 @@ def _describe_settings_error(exc: SettingsError) -> str:
 
 _JSON_EXAMPLES = {
     "model_overrides": '{"gemini-pro-latest": {"input_token_limit": 1048576}}',
+    "model_aliases": '{"pro": "gemini-2.5-pro", "flash": "gemini-2.5-flash"}',
     "retry": '{"max_attempts_per_model": 3}',
     "breaker": '{"break_seconds": 15}',
     "rate_limit": '{"spill_fraction": 0}',
