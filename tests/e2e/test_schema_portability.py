@@ -37,8 +37,10 @@ from jsonschema import Draft202012Validator
 from mcp import Client
 
 #: Bytes of the whole tools/list result (compact JSON). It was 20,068 before the
-#: schemas were made lean; most of it is now the descriptions the model reads.
-BUDGET = 14_000
+#: schemas were made lean; most of it is now the descriptions the model reads. The
+#: generation tools' options (google_search, thinking, model, failover, conversation_id
+#: on three tools, citations in their output schemas) took it from ~13.5k to ~17k.
+BUDGET = 18_000
 
 FORBIDDEN = (
     "$ref",

@@ -85,9 +85,40 @@ def _dump(model: BaseModel) -> dict[str, Any]:
     return model.model_dump(mode="json", by_alias=True)
 
 
+def sources_line(out: GenerateOutput) -> str | None:
+    """ "Sources: [1] title — uri; [2] ..." for a grounded answer (each page once)."""
+    pages = list(dict.fromkeys((c.title, c.uri) for c in out.citations))
+    if not pages:
+        return None
+    return "Sources: " + "; ".join(
+        f"[{i}] {title} — {uri}" if title else f"[{i}] {uri}"
+        for i, (title, uri) in enumerate(pages, 1)
+    )
+
+
 def generated(out: GenerateOutput) -> CallToolResult:
-    note = provenance_line(out, out.spans, out.finish_reason)
+    notes = [
+        n
+        for n in (
+            sources_line(out),
+            provenance_line(out, out.spans, out.finish_reason),
+            conversation_line(out),
+        )
+        if n is not None
+    ]
+    note = "\n\n".join(notes) if notes else None
     return _result(_limited(out.text, "structuredContent.text"), note, _dump(out))
+
+
+def conversation_line(out: GenerateOutput) -> str | None:
+    """Says when the oldest turns of a conversation were left out (its size cap)."""
+    if not out.dropped_turns:
+        return None
+    n = out.dropped_turns
+    return (
+        f"[conversation {out.conversation_id}: the oldest {n} turn{'s' if n != 1 else ''} "
+        "no longer fit and were left out]"
+    )
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:
