@@ -162,6 +162,41 @@ class ModelOverride(_Group):
     thinking_off: bool | None = None
 
 
+# (defined here, used by the state package: config imports nothing of it)
+class ConversationSettings(BaseModel):
+    """How long threads live and how big they may grow (``conversations`` group)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: float = Field(
+        86_400.0, gt=0, description="A thread is kept this long after its last use (24 h)."
+    )
+    max_turns: int = Field(
+        40,
+        ge=2,
+        description="Turns kept per thread (user and model each count); oldest exchanges go.",
+    )
+    max_bytes: int = Field(
+        1_048_576,
+        ge=4096,
+        description="Stored size (bytes of JSON) kept per thread; oldest exchanges go.",
+    )
+    inline_media_bytes: int = Field(
+        65_536,
+        ge=0,
+        description="Media up to this size are stored inline; larger ones by path and sha256.",
+    )
+    memory_max_conversations: int = Field(
+        1000,
+        ge=1,
+        description="Threads the in-process store keeps; the least recently used go first.",
+    )
+
+    @property
+    def max_exchanges(self) -> int:
+        return self.max_turns // 2
+
+
 ContinuationPolicy = Literal["continue", "restart", "fail"]
 
 
@@ -215,6 +250,9 @@ class Settings(BaseSettings):
         'e.g. {"pro": "gemini-2.5-pro"}; "pro" and "flash" default to the first chain '
         "model whose name says so.",
     )
+    # Conversation threads (conversation_id): TTL and size cap; kept in Redis when
+    # redis_url is set, else in this process.
+    conversations: ConversationSettings = ConversationSettings()
     redis_url: SecretStr | None = Field(
         None, description="Share model state through this Redis (redis://host:port/db)."
     )

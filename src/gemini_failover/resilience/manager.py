@@ -49,6 +49,8 @@ from gemini_failover.state import (
     StateStore,
     StoreHealth,
 )
+from gemini_failover.state.conversations import ConversationStore
+from gemini_failover.state.factory import open_conversation_store
 
 T = TypeVar("T")
 
@@ -63,6 +65,7 @@ class FailoverManager:
         clock: Clock | None = None,
         events: ev.EventBus | None = None,
         rng: random.Random | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -88,6 +91,11 @@ class FailoverManager:
             self._generation, self._profiles, backend, settings, self.clock, self.events
         )
         self._store_health = self.store.health()
+        #: Conversation threads (conversation_id): Redis when redis_url is set, else
+        #: this process. No I/O until a conversation is used.
+        self.conversations: ConversationStore = conversations or open_conversation_store(
+            settings, settings.conversations, clock=self.clock
+        )
         self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
         self._ids = itertools.count(1)
 
@@ -127,6 +135,7 @@ class FailoverManager:
 
     async def aclose(self) -> None:
         await self._profiles.aclose()
+        await self.conversations.aclose()
         await self.store.aclose()
         await self.backend.aclose()
 

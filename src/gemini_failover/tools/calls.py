@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context
 
 from gemini_failover.protocol import GenerationRequest, Grounding, Turn, Usage
 from gemini_failover.resilience.results import Provenance, RequestFailed, Result
+from gemini_failover.tools import threads
 from gemini_failover.tools.errors import tool_error
 from gemini_failover.tools.models import (
     Attempt,
@@ -162,8 +163,11 @@ async def generate(
     stop_sequences: tuple[str, ...],
     options: Options = DEFAULT,
 ) -> GenerateOutput:
+    new_turns = tuple(Turn("user" if r == "user" else "model", t) for r, t in turns)
+    thread = await threads.load(manager, options.conversation_id)
+    history = thread.turns if thread is not None else ()
     request = GenerationRequest(
-        contents=tuple(Turn("user" if r == "user" else "model", t) for r, t in turns),
+        contents=(*history, *new_turns),
         system_instruction=system_instruction,
         temperature=temperature,
         top_p=top_p,
@@ -172,7 +176,15 @@ async def generate(
         google_search=options.google_search,
         thinking=options.thinking_config(),
     )
-    return generate_output(await run_generation(manager, request, ctx, options))
+    result = await run_generation(manager, request, ctx, options)
+    saved = await threads.save(manager, thread, new_turns, result)
+    return generate_output(result).model_copy(
+        update={
+            "conversation_id": saved.conversation_id,
+            "dropped_turns": saved.dropped_turns,
+            "conversation_note": saved.note,
+        }
+    )
 
 
 async def generate_json(

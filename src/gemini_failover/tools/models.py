@@ -82,7 +82,10 @@ class GenerateOutput(ProvenanceOutput):
         "", description="Pass it back as conversation_id to continue this conversation."
     )
     dropped_turns: int = Field(
-        0, description="Oldest turns of the conversation left out to fit its size cap."
+        0, description="Oldest turns of the conversation dropped to fit its size cap."
+    )
+    conversation_note: str = Field(
+        "", description="What was dropped or not saved in the conversation, if anything."
     )
 
 

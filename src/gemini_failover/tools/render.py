@@ -111,14 +111,10 @@ def generated(out: GenerateOutput) -> CallToolResult:
 
 
 def conversation_line(out: GenerateOutput) -> str | None:
-    """Says when the oldest turns of a conversation were left out (its size cap)."""
-    if not out.dropped_turns:
+    """Says when the conversation dropped old turns (its size cap) or was not saved."""
+    if not out.conversation_note:
         return None
-    n = out.dropped_turns
-    return (
-        f"[conversation {out.conversation_id}: the oldest {n} turn{'s' if n != 1 else ''} "
-        "no longer fit and were left out]"
-    )
+    return f"[conversation {out.conversation_id or '(none)'}: {out.conversation_note}]"
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:
