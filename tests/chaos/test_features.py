@@ -168,3 +168,28 @@ async def test_an_unknown_model_is_a_clear_error_listing_the_choices(h: Harness)
         assert choice in message
     assert m.choose("big").start == 0
     assert h.emulator.count() == 0
+
+
+async def test_health_and_metrics_count_requests_per_capability(h: Harness) -> None:
+    from gemini_failover.observability.metrics import ManagerMetrics
+    from gemini_failover.server.health import health_document
+
+    m = await h.manager()
+    metrics = ManagerMetrics(("primary", "fallback"))
+    m.events.subscribe(metrics.handle)
+    h.emulator.configure("fallback", profile={"thinking": "none"})
+    await m.generate(GenerationRequest.from_prompt(PROMPT, google_search=True))
+    with pytest.raises(RequestFailed):
+        await m.generate(
+            GenerationRequest.from_prompt(PROMPT, thinking=Thinking("low")),
+            start_at="fallback",
+        )
+    assert health_document(m)["capabilities"] == {
+        "google_search": {"ok": 1},
+        "thinking": {"no_capable_model": 1},
+    }
+    exposition = metrics.render()[0].decode()
+    assert (
+        'dualmodelmanager_capability_requests_total{capability="google_search",outcome="ok"} 1.0'
+        in exposition
+    )

@@ -91,6 +91,9 @@ class FailoverManager:
             self._generation, self._profiles, backend, settings, self.clock, self.events
         )
         self._store_health = self.store.health()
+        #: Finished requests per capability asked for and outcome (for health).
+        self.capability_counts: dict[str, dict[str, int]] = {}
+        self.events.subscribe(self._count_capability)
         #: Conversation threads (conversation_id): Redis when redis_url is set, else
         #: this process. No I/O until a conversation is used.
         self.conversations: ConversationStore = conversations or open_conversation_store(
@@ -138,6 +141,11 @@ class FailoverManager:
         await self.conversations.aclose()
         await self.store.aclose()
         await self.backend.aclose()
+
+    def _count_capability(self, event: ev.Event) -> None:
+        if isinstance(event, ev.CapabilityRequested):
+            counts = self.capability_counts.setdefault(event.capability, {})
+            counts[event.outcome] = counts.get(event.outcome, 0) + 1
 
     # -- StateSink: the store hands over other instances' state to the chains ---------
 

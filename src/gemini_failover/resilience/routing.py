@@ -130,6 +130,8 @@ class Route:
         if served_by is not None and served_by != chain.active:
             # a cool-down may have run out with no event to say so: re-derive it
             chain.refresh_active()
+        for capability in self._needs.capabilities():
+            chain.events.publish(ev.CapabilityRequested(req.id, capability, served_by, outcome))
         chain.events.publish(
             ev.RequestFinished(
                 req.id,
