@@ -10,9 +10,14 @@ from typing import Any
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
+from gemini_failover.config import ConversationSettings
 from gemini_failover.emulator import Emulator
 from gemini_failover.resilience.manager import FailoverManager
-from gemini_failover.state.conversations import ConversationStoreUnavailable
+from gemini_failover.state.conversations import (
+    ConversationStoreUnavailable,
+    MemoryConversationStore,
+)
+from gemini_failover.tools import threads
 from tests.e2e.conftest import FALLBACK, PRIMARY, assert_clear_error
 
 
@@ -57,7 +62,7 @@ async def test_passing_the_id_back_continues_the_thread(client: Client, emulator
 async def test_the_size_cap_drops_old_turns_and_says_so(
     client: Client, manager: FailoverManager
 ) -> None:
-    object.__setattr__(manager.conversations.settings, "max_turns", 2)  # one exchange
+    manager.conversations = MemoryConversationStore(ConversationSettings(max_turns=2))
     _, first = answer(await client.call_tool("gemini_generate", {"prompt": "one"}))
     text, second = answer(
         await client.call_tool(
@@ -82,10 +87,20 @@ async def test_bad_and_unknown_ids_are_clear_errors(client: Client, emulator: Em
 async def test_a_store_that_is_down_never_fails_a_stateless_call(
     client: Client, manager: FailoverManager
 ) -> None:
+    calls: list[int] = []
+
     async def down(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
         raise ConversationStoreUnavailable("connection refused")
 
     object.__setattr__(manager.conversations, "create", down)
-    text, out = answer(await client.call_tool("gemini_generate", {"prompt": "still works"}))
-    assert out["text"] and out["conversation_id"] == ""
-    assert "not saved" in out["conversation_note"] and "not saved" in text
+    try:
+        text, out = answer(await client.call_tool("gemini_generate", {"prompt": "still works"}))
+        assert out["text"] and out["conversation_id"] == ""
+        assert "not saved" in out["conversation_note"] and "not saved" in text
+        # the next calls do not wait for the store again (for STORE_RETRY_SECONDS)
+        _, again = answer(await client.call_tool("gemini_generate", {"prompt": "again"}))
+        assert "unavailable" in again["conversation_note"]
+        assert len(calls) == 1
+    finally:
+        threads._store_down_until.clear()

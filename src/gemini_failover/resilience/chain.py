@@ -258,6 +258,8 @@ class Chain:
                         function_calling=p.function_calling,
                         system_instruction=p.system_instruction,
                         source=p.source,
+                        google_search=p.google_search,
+                        thinking=p.thinking.mode,
                     ),
                 )
             )

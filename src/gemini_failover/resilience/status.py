@@ -28,6 +28,8 @@ class ProfileStatus:
     function_calling: bool
     system_instruction: bool
     source: str  # "models.get", "config", "defaults"
+    google_search: bool = True
+    thinking: str = "budget"  # "none", "budget", "level"
 
 
 @dataclass(frozen=True, slots=True)

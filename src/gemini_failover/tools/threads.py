@@ -22,6 +22,7 @@ from gemini_failover.resilience.results import Result
 from gemini_failover.state.conversations import (
     Conversation,
     ConversationError,
+    ConversationStoreUnavailable,
     Exchange,
     validate_conversation_id,
 )
@@ -30,6 +31,11 @@ if TYPE_CHECKING:
     from gemini_failover.resilience.manager import FailoverManager
 
 log = logging.getLogger("gemini_failover.tools")
+
+#: After the store could not be reached, calls without a conversation_id do not try to
+#: start a thread for this long (s): they must not wait out Redis's timeouts each time.
+STORE_RETRY_SECONDS = 10.0
+_store_down_until: dict[int, float] = {}  # by id() of the store: monotonic time
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,8 @@ async def save(
         last = new[-1]
         new[-1] = Exchange(last.user, last.model, last.served_by, result.grounding, now)
     cid = thread.id if thread is not None else ""
+    if thread is None and time.monotonic() < _store_down_until.get(id(store), 0.0):
+        return Saved("", 0, "Not saved to a conversation: the conversation store is unavailable.")
     try:
         dropped, notes = 0, []
         for i, exchange in enumerate(new):
@@ -97,6 +105,8 @@ async def save(
             if (note := saved.note()) is not None:
                 notes.append(note)
     except ConversationError as exc:
+        if isinstance(exc, ConversationStoreUnavailable):
+            _store_down_until[id(store)] = time.monotonic() + STORE_RETRY_SECONDS
         log.warning("conversation not saved: %s", exc)
         return Saved(cid, 0, f"This exchange was not saved to the conversation: {exc}.")
     return Saved(cid, 2 * dropped, " ".join(notes))
