@@ -161,6 +161,49 @@ class ModelOverride(_Group):
         None, description='What the model reads besides text, e.g. ["text", "image", "pdf"].'
     )
     url_context: bool | None = Field(None, description="Takes the URL-context tool (urls).")
+    # -- search grounding and thinking (issue 16) --
+    google_search: bool | None = None
+    #: How the model takes thinking settings: "none", "budget" or "level".
+    thinking: Literal["none", "budget", "level"] | None = None
+    thinking_budget_min: int | None = Field(None, ge=0)
+    thinking_budget_max: int | None = Field(None, ge=0)
+    #: Whether thinking can be turned off (budget 0, level MINIMAL).
+    thinking_off: bool | None = None
+
+
+# (defined here, used by the state package: config imports nothing of it)
+class ConversationSettings(BaseModel):
+    """How long threads live and how big they may grow (``conversations`` group)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl_seconds: float = Field(
+        86_400.0, gt=0, description="A thread is kept this long after its last use (24 h)."
+    )
+    max_turns: int = Field(
+        40,
+        ge=2,
+        description="Turns kept per thread (user and model each count); oldest exchanges go.",
+    )
+    max_bytes: int = Field(
+        1_048_576,
+        ge=4096,
+        description="Stored size (bytes of JSON) kept per thread; oldest exchanges go.",
+    )
+    inline_media_bytes: int = Field(
+        65_536,
+        ge=0,
+        description="Media up to this size are stored inline; larger ones by path and sha256.",
+    )
+    memory_max_conversations: int = Field(
+        1000,
+        ge=1,
+        description="Threads the in-process store keeps; the least recently used go first.",
+    )
+
+    @property
+    def max_exchanges(self) -> int:
+        return self.max_turns // 2
 
 
 ContinuationPolicy = Literal["continue", "restart", "fail"]
@@ -210,6 +253,15 @@ class Settings(BaseSettings):
     model_overrides: dict[str, ModelOverride] = Field(
         default_factory=dict, description="Per-model capability overrides."
     )
+    model_aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Short names for chain models in the tools' `model` argument, "
+        'e.g. {"pro": "gemini-2.5-pro"}; "pro" and "flash" default to the first chain '
+        "model whose name says so.",
+    )
+    # Conversation threads (conversation_id): TTL and size cap; kept in Redis when
+    # redis_url is set, else in this process.
+    conversations: ConversationSettings = ConversationSettings()
     redis_url: SecretStr | None = Field(
         None, description="Share model state through this Redis (redis://host:port/db)."
     )
@@ -393,6 +445,7 @@ def _describe_settings_error(exc: SettingsError) -> str:
 
 _JSON_EXAMPLES = {
     "model_overrides": '{"gemini-pro-latest": {"input_token_limit": 1048576}}',
+    "model_aliases": '{"pro": "gemini-2.5-pro", "flash": "gemini-2.5-flash"}',
     "retry": '{"max_attempts_per_model": 3}',
     "breaker": '{"break_seconds": 15}',
     "rate_limit": '{"spill_fraction": 0}',

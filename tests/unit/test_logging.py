@@ -30,6 +30,7 @@ from gemini_failover.resilience.events import (
     AttemptFinished,
     AuthFailure,
     BreakerTransition,
+    CapabilityRequested,
     ContinuationEvent,
     Event,
     EventBus,
@@ -483,6 +484,12 @@ EVENT_LOG_CASES: list[tuple[Event, str, str, dict[str, Any]]] = [
         "debug",
         "retry_scheduled",
         {"model": PRO, "category": "timeout", "wait_s": 0.4},
+    ),
+    (
+        CapabilityRequested("r6", "google_search", FLASH, "ok"),
+        "debug",
+        "capability_requested",
+        {"request_id": "r6", "capability": "google_search", "served_by": FLASH, "outcome": "ok"},
     ),
     (
         RequestFinished("r6", "generate", FLASH, "ok", 2.5, 1),

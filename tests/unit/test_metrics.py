@@ -53,6 +53,7 @@ EXPECTED_FAMILIES = {
     f"{P}_requests": "counter",
     f"{P}_request_latency_seconds": "histogram",
     f"{P}_call_duration_seconds": "histogram",
+    f"{P}_capability_requests": "counter",
     f"{P}_retries": "counter",
     f"{P}_retry_budget_exhausted": "counter",
     f"{P}_circuit_breaker_state": "gauge",

@@ -72,7 +72,9 @@ class Prompt:
         summary = received_summary([i for i in inputs if i.first_turn], urls)
         full = summary + expected_text(request.first_user_text)
         prefix = request.trailing_model_text
-        if not prefix or not full.startswith(prefix):
+        # A continuation continues a cut answer: a model turn holding the whole answer
+        # is an earlier exchange of a conversation, answered afresh.
+        if not prefix or len(prefix) >= len(full) or not full.startswith(prefix):
             prefix = None
         text_tokens = count_tokens(request.text_chars)
         details: dict[str, int] = {"TEXT": text_tokens}

@@ -95,6 +95,13 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         buckets=ATTEMPT_BUCKETS,
     ),
     M(
+        "capability_requests_total",
+        "counter",
+        "Finished requests that asked for a capability (google_search, thinking, "
+        'json_schema), by capability and outcome ("ok" or an error category).',
+        ("capability", "outcome"),
+    ),
+    M(
         "call_duration_seconds",
         "histogram",
         "End-to-end duration of a manager call (a tool call) including retries, "

@@ -52,6 +52,7 @@ from gemini_failover.resilience.events import (
     AttemptFinished,
     AuthFailure,
     BreakerTransition,
+    CapabilityRequested,
     ContinuationEvent,
     Event,
     FailoverEvent,
@@ -361,6 +362,7 @@ def sample_events(chain: Sequence[str] = ("gemini-2.5-pro", "gemini-2.5-flash"))
         ContinuationEvent("r7", primary, secondary, 120, "transient", 14),
         ActiveModelChanged(secondary, primary),
         StateBackendHealth("redis", False, "connection refused"),
+        CapabilityRequested("r1", "google_search", primary, "ok"),
         RequestFinished("r1", "generate", primary, "ok", 2.4, 0),
     ]
 

@@ -5,15 +5,75 @@ garbage or a 400 at the worst moment (the "semantic drift" of the review). Each 
 has a :class:`ModelProfile`: limits from ``models.get`` (fetched lazily, cached),
 feature flags from configuration overrides, defaults otherwise. Each request states
 its :class:`Needs`; :func:`misfit` says why a model cannot serve them, or None.
+
+Search grounding and thinking are capabilities too: a fallback without grounding, or
+one that cannot think the way the request asks, would answer a different question, so
+it is skipped (with the reason) rather than silently downgraded. Defaults by family,
+used where the overrides do not say (``models.get``'s ``thinking`` flag, once fetched,
+decides whether a model thinks at all):
+
+| model name | google_search | thinking | budget range | can turn thinking off |
+|---|---|---|---|---|
+| ``*embedding*``, ``gemma*``, ``*-tts*``, ``*-image*`` | no | none | - | - |
+| ``gemini-1.*``, ``gemini-2.0-*`` | yes | none | - | - |
+| ``gemini-2.5-pro*`` | yes | budget | 128-32,768 | no |
+| ``gemini-2.5-flash-lite*`` | yes | budget | 512-24,576 | yes |
+| ``gemini-2.5-*`` (Flash) | yes | budget | 1-24,576 | yes |
+| ``gemini-3*`` and newer, ``*pro*`` | yes | level | 128-32,768 | no (no MINIMAL) |
+| ``gemini-3*`` and newer, others | yes | level | 0-24,576 | yes |
+| anything else (``gemini-pro-latest``, ...) | yes | budget | unknown | unless ``pro`` |
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
+from typing import Literal
 
 from gemini_failover.config import ModelOverride
-from gemini_failover.protocol import GenerationRequest, Media, Modality, ModelInfo
+from gemini_failover.protocol import GenerationRequest, Media, Modality, ModelInfo, Thinking
+
+#: How a model takes thinking settings: not at all, a token budget, or a level.
+ThinkingMode = Literal["none", "budget", "level"]
+
+_MAJOR_MINOR = re.compile(r"gemini-(\d+)(?:\.(\d+))?(?:-|$)")
+_NO_TOOLS = ("embedding", "gemma", "-tts", "-image")
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingProfile:
+    """How a model thinks: ``mode``, the budgets it accepts (None: unknown, not
+    checked) and whether thinking can be turned off (budget 0 / MINIMAL)."""
+
+    mode: ThinkingMode = "budget"
+    budget_min: int | None = None
+    budget_max: int | None = None
+    can_disable: bool = True
+
+
+def family_defaults(name: str) -> tuple[bool, ThinkingProfile]:
+    """(google_search, thinking) for a model by its name's family (the table above)."""
+    bare = name.removeprefix("models/").lower()
+    if any(tag in bare for tag in _NO_TOOLS):
+        return False, ThinkingProfile("none", can_disable=False)
+    pro = "pro" in bare
+    found = _MAJOR_MINOR.search(bare)
+    if found is None:
+        return True, ThinkingProfile("budget", can_disable=not pro)
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    if major < 2 or (major == 2 and minor < 5):
+        return True, ThinkingProfile("none", can_disable=False)
+    if major == 2:
+        if pro:
+            return True, ThinkingProfile("budget", 128, 32_768, can_disable=False)
+        if "lite" in bare:
+            return True, ThinkingProfile("budget", 512, 24_576)
+        return True, ThinkingProfile("budget", 1, 24_576)
+    if pro:
+        return True, ThinkingProfile("level", 128, 32_768, can_disable=False)
+    return True, ThinkingProfile("level", 0, 24_576)
+
 
 #: Tokens per character used for routing estimates: Gemini averages ~4 characters a
 #: token on English text; a conservative estimate routes a borderline prompt to a
@@ -42,10 +102,29 @@ class ModelProfile:
     # -- inputs: what the model reads besides text, and the URL-context tool --
     input_modalities: frozenset[Modality] = ALL_MODALITIES
     url_context: bool = True
+    google_search: bool = True
+    thinking: ThinkingProfile = ThinkingProfile()
 
     @staticmethod
     def build(name: str, info: ModelInfo | None, override: ModelOverride | None) -> ModelProfile:
         o = override or ModelOverride()
+        search, thinking = family_defaults(name)
+        if info is not None:
+            # Gemini's models.get says "thinking": true for every thinking model and,
+            # being proto3 JSON, leaves a false out: not said is "does not think"
+            # (an override's ``thinking`` corrects an endpoint that never says).
+            if not info.thinking:
+                thinking = ThinkingProfile("none", can_disable=False)
+            elif thinking.mode == "none":  # thinks, though its family says not: a budget
+                thinking = ThinkingProfile("budget")
+        if o.thinking is not None and o.thinking != thinking.mode:
+            thinking = ThinkingProfile(o.thinking, can_disable=o.thinking != "none")
+        thinking = ThinkingProfile(
+            thinking.mode,
+            o.thinking_budget_min if o.thinking_budget_min is not None else thinking.budget_min,
+            o.thinking_budget_max if o.thinking_budget_max is not None else thinking.budget_max,
+            thinking.can_disable if o.thinking_off is None else o.thinking_off,
+        )
         return ModelProfile(
             name=name,
             input_token_limit=o.input_token_limit or (info.input_token_limit if info else None),
@@ -58,6 +137,8 @@ class ModelProfile:
             if o.input_modalities is None
             else frozenset(o.input_modalities) | {"text"},
             url_context=default_url_context(name) if o.url_context is None else o.url_context,
+            google_search=search if o.google_search is None else o.google_search,
+            thinking=thinking,
         )
 
 
@@ -70,6 +151,8 @@ class Needs:
     # -- inputs: the modalities the request's files need, and its urls --
     modalities: frozenset[Modality] = frozenset()
     url_context: bool = False
+    google_search: bool = False
+    thinking: Thinking | None = None
 
     @staticmethod
     def of(request: GenerationRequest) -> Needs:
@@ -80,7 +163,29 @@ class Needs:
             system_instruction=request.system_instruction is not None,
             modalities=request.modalities(),
             url_context=bool(request.urls),
+            google_search=request.google_search,
+            thinking=request.thinking,
         )
+
+    @property
+    def features(self) -> bool:
+        """Whether the request asks for a feature models.get speaks about (thinking):
+        then routing waits briefly for the model's profile instead of guessing."""
+        return self.thinking is not None
+
+    def capabilities(self) -> tuple[str, ...]:
+        """The capability names this request needs (for metrics and health)."""
+        names = []
+        if self.google_search:
+            names.append("google_search")
+        if self.thinking is not None:
+            names.append("thinking")
+        if self.json_schema:
+            names.append("json_schema")
+        if self.url_context:
+            names.append("url_context")
+        names.extend(f"{m}_input" for m in sorted(self.modalities))
+        return tuple(names)
 
 
 def file_tokens(request: GenerationRequest) -> int:
@@ -114,4 +219,26 @@ def misfit(profile: ModelProfile, needs: Needs) -> str | None:
         return f"no {', '.join(missing)} input"
     if needs.url_context and not profile.url_context:
         return "no URL context (urls)"
+    if needs.google_search and not profile.google_search:
+        return "no Google Search grounding"
+    if needs.thinking is not None:
+        return thinking_misfit(profile.thinking, needs.thinking)
+    return None
+
+
+def thinking_misfit(profile: ThinkingProfile, thinking: Thinking) -> str | None:
+    if profile.mode == "none":
+        return "no thinking (takes no thinking settings)"
+    budget = thinking.budget
+    if budget is None:
+        if thinking.level == "off" and not profile.can_disable:
+            return "thinking cannot be turned off"
+        return None
+    if budget == 0 and not profile.can_disable:
+        return "thinking cannot be turned off (budget 0)"
+    low, high = profile.budget_min, profile.budget_max
+    if budget > 0 and low is not None and budget < low:
+        return f"thinking budget {budget:,} below its minimum {low:,}"
+    if high is not None and budget > high:
+        return f"thinking budget {budget:,} above its maximum {high:,}"
     return None

@@ -260,6 +260,8 @@ class Chain:
                         source=p.source,
                         input_modalities=tuple(sorted(p.input_modalities)),
                         url_context=p.url_context,
+                        google_search=p.google_search,
+                        thinking=p.thinking.mode,
                     ),
                 )
             )

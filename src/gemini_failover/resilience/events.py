@@ -349,6 +349,35 @@ class StateBackendHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class CapabilityRequested:
+    """A finished request that asked for a capability (google_search, thinking,
+    json_schema): one event per capability, so health and /metrics count them."""
+
+    request_id: str
+    capability: str
+    served_by: str | None  # None when it failed
+    outcome: str  # "ok" or a Category value
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "capability_requested",
+            "debug",
+            request_id="request_id",
+            capability="capability",
+            served_by="served_by",
+            outcome="outcome",
+        ),
+        (
+            Count(
+                "capability_requests_total",
+                capability="capability",
+                outcome=Token("outcome"),
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RequestFinished:
     request_id: str
     operation: str
@@ -392,6 +421,7 @@ Event = (
     | ContinuationEvent
     | ActiveModelChanged
     | StateBackendHealth
+    | CapabilityRequested
     | RequestFinished
 )
 

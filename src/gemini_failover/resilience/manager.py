@@ -27,6 +27,7 @@ from gemini_failover.resilience.breaker import BreakerSnapshot
 from gemini_failover.resilience.budget import RetryBudget
 from gemini_failover.resilience.capabilities import Needs
 from gemini_failover.resilience.chain import Chain
+from gemini_failover.resilience.choice import ANY, ModelChoice, resolve
 from gemini_failover.resilience.clock import Clock, SystemClock
 from gemini_failover.resilience.profiles import PROFILE_TIMEOUT, ProfileFetcher
 from gemini_failover.resilience.request import GiveUp, RequestContext
@@ -48,6 +49,8 @@ from gemini_failover.state import (
     StateStore,
     StoreHealth,
 )
+from gemini_failover.state.conversations import ConversationStore
+from gemini_failover.state.factory import open_conversation_store
 
 T = TypeVar("T")
 
@@ -62,6 +65,7 @@ class FailoverManager:
         clock: Clock | None = None,
         events: ev.EventBus | None = None,
         rng: random.Random | None = None,
+        conversations: ConversationStore | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -87,6 +91,14 @@ class FailoverManager:
             self._generation, self._profiles, backend, settings, self.clock, self.events
         )
         self._store_health = self.store.health()
+        #: Finished requests per capability asked for and outcome (for health).
+        self.capability_counts: dict[str, dict[str, int]] = {}
+        self.events.subscribe(self._count_capability)
+        #: Conversation threads (conversation_id): Redis when redis_url is set, else
+        #: this process. No I/O until a conversation is used.
+        self.conversations: ConversationStore = conversations or open_conversation_store(
+            settings, settings.conversations, clock=self.clock
+        )
         self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
         self._ids = itertools.count(1)
 
@@ -126,8 +138,14 @@ class FailoverManager:
 
     async def aclose(self) -> None:
         await self._profiles.aclose()
+        await self.conversations.aclose()
         await self.store.aclose()
         await self.backend.aclose()
+
+    def _count_capability(self, event: ev.Event) -> None:
+        if isinstance(event, ev.CapabilityRequested):
+            counts = self.capability_counts.setdefault(event.capability, {})
+            counts[event.outcome] = counts.get(event.outcome, 0) + 1
 
     # -- StateSink: the store hands over other instances' state to the chains ---------
 
@@ -159,9 +177,29 @@ class FailoverManager:
             provenance=Provenance(request_id=rid),
         )
 
+    def choose(self, start_at: str | None = None, failover: bool = True) -> ModelChoice:
+        """Where a generation request starts: ``start_at`` is a chain model's name or an
+        alias (``pro``, ``flash``, configured ones); with ``failover=False`` only that
+        model serves. Raises RequestFailed (bad_request, listing the choices) for an
+        unknown name."""
+        return resolve(self.chain.names, self.settings.model_aliases, start_at, failover)
+
+    def model_choices(self) -> dict[str, str]:
+        """Every name the ``model`` argument takes: chain models and aliases."""
+        from gemini_failover.resilience.choice import aliases
+
+        names = self.chain.names
+        return {**{n: n for n in names}, **aliases(names, self.settings.model_aliases)}
+
     async def generate(
-        self, request: GenerationRequest, *, request_id: str | None = None
+        self,
+        request: GenerationRequest,
+        *,
+        request_id: str | None = None,
+        start_at: str | None = None,
+        failover: bool = True,
     ) -> Result:
+        choice = self.choose(start_at, failover)
         req = self._new_request("generate", request_id)
         validate = await validator(request, req.deadline - self.clock.monotonic())
         started = self.clock.monotonic()
@@ -173,22 +211,39 @@ class FailoverManager:
                 if validate is not None
                 else None
             )
-            return Result(result.text, result.finish_reason, result.usage, req.provenance, parsed)
+            return Result(
+                result.text,
+                result.finish_reason,
+                result.usage,
+                req.provenance,
+                parsed,
+                grounding=result.grounding,
+                thoughts=result.thoughts,
+            )
 
-        result = await self._serve(req, self._generation, Needs.of(request), call, started)
+        needs = Needs.of(request)
+        result = await self._serve(req, self._generation, needs, call, started, choice)
         req.provenance.spans.append(SpanRecord(req.provenance.served_by or "", 0, len(result.text)))
         return result
 
     async def count_tokens(
-        self, contents: tuple[Turn, ...], *, request_id: str | None = None
+        self,
+        contents: tuple[Turn, ...],
+        *,
+        request_id: str | None = None,
+        start_at: str | None = None,
+        failover: bool = True,
     ) -> tuple[int, Provenance]:
+        choice = self.choose(start_at, failover)
         req = self._new_request("count_tokens", request_id)
         needs = Needs.of(GenerationRequest(contents=contents))
 
         async def call(model: str, timeout: float) -> int:
             return await self.backend.count_tokens(model, contents, timeout=timeout)
 
-        count = await self._serve(req, self._generation, needs, call, self.clock.monotonic())
+        count = await self._serve(
+            req, self._generation, needs, call, self.clock.monotonic(), choice
+        )
         return count, req.provenance
 
     async def embed(
@@ -203,8 +258,18 @@ class FailoverManager:
         vectors = await self._serve(req, self._embedding, needs, call, self.clock.monotonic())
         return vectors, req.provenance
 
-    def stream(self, request: GenerationRequest, *, request_id: str | None = None) -> ManagedStream:
-        return ManagedStream(self._streams, request, self._new_request("stream", request_id))
+    def stream(
+        self,
+        request: GenerationRequest,
+        *,
+        request_id: str | None = None,
+        start_at: str | None = None,
+        failover: bool = True,
+    ) -> ManagedStream:
+        choice = self.choose(start_at, failover)
+        return ManagedStream(
+            self._streams, request, self._new_request("stream", request_id), choice
+        )
 
     async def _serve(
         self,
@@ -213,9 +278,10 @@ class FailoverManager:
         needs: Needs,
         call: Callable[[str, float], Awaitable[T]],
         started: float,
+        choice: ModelChoice = ANY,
     ) -> T:
-        """A unary call: down the chain until a model serves it."""
-        route = Route(retrier.runner.chain, req, needs, self._profiles, started)
+        """A unary call: down the chain (from the chosen model) until a model serves it."""
+        route = Route(retrier.runner.chain, req, needs, self._profiles, started, choice)
         try:
             while (state := await route.next()) is not None:
                 try:

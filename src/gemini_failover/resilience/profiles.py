@@ -44,6 +44,7 @@ class ProfileFetcher:
                 task = self._tasks[state.name] = asyncio.create_task(self._fetch(state))
             if (
                 needs.prompt_tokens > SAFE_INPUT_TOKENS
+                or needs.features  # thinking: models.get says whether the model thinks
                 or (needs.output_tokens or 0) > SAFE_OUTPUT_TOKENS
             ):
                 timeout = max(0.0, min(PROFILE_TIMEOUT, deadline - self._clock.monotonic()))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gemini_failover.protocol import Usage
+from gemini_failover.protocol import Grounding, Usage
 from gemini_failover.resilience.errors import Category
 
 
@@ -59,6 +59,10 @@ class Result:
     usage: Usage
     provenance: Provenance
     parsed: Any = None  # the validated JSON value for structured output
+    #: Search grounding, offsets into ``text`` (a continued stream's are shifted).
+    grounding: Grounding | None = None
+    #: Thought summaries (when asked for), never part of ``text``.
+    thoughts: str = ""
 
 
 class RequestFailed(Exception):

@@ -8,6 +8,7 @@ from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.breaker import BreakerState
 from gemini_failover.resilience.capabilities import Needs, misfit
 from gemini_failover.resilience.chain import Chain
+from gemini_failover.resilience.choice import ANY, ModelChoice
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.model import ModelState, role_of
 from gemini_failover.resilience.profiles import ProfileFetcher
@@ -31,6 +32,7 @@ class Route:
         needs: Needs,
         profiles: ProfileFetcher,
         started: float,
+        choice: ModelChoice = ANY,
     ) -> None:
         self._chain = chain
         self._req = req
@@ -41,7 +43,9 @@ class Route:
         self.left_reason = ""
         self._give_ups: list[str] = []
         self._misfits: list[str] = []
-        self._index = 0
+        # Model choice: start at the chosen model, fail over only to later ones.
+        self._index = choice.start
+        self._stop = choice.stop(len(chain))
 
     async def next(self) -> ModelState | None:
         """The next model to try, or None when the chain is used up. (A method, not an
@@ -49,7 +53,7 @@ class Route:
         finaliser task on every request.)"""
         chain, req = self._chain, self._req
         states = chain.states
-        while self._index < len(states):
+        while self._index < self._stop:
             state = states[self._index]
             self._index += 1
             skip = await self.skip_reason(state)
@@ -126,6 +130,8 @@ class Route:
         if served_by is not None and served_by != chain.active:
             # a cool-down may have run out with no event to say so: re-derive it
             chain.refresh_active()
+        for capability in self._needs.capabilities():
+            chain.events.publish(ev.CapabilityRequested(req.id, capability, served_by, outcome))
         chain.events.publish(
             ev.RequestFinished(
                 req.id,

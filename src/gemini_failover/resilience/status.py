@@ -31,6 +31,8 @@ class ProfileStatus:
     # -- inputs: what the model reads besides text, and the URL-context tool --
     input_modalities: tuple[str, ...] = ("text", "image", "audio", "video", "pdf")
     url_context: bool = True
+    google_search: bool = True
+    thinking: str = "budget"  # "none", "budget", "level"
 
 
 @dataclass(frozen=True, slots=True)

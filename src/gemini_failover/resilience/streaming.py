@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from gemini_failover.config import Settings
-from gemini_failover.protocol import Backend, GenerationRequest, Usage
+from gemini_failover.protocol import Backend, GenerationRequest, Grounding, Usage
 from gemini_failover.resilience import events as ev
+from gemini_failover.resilience import grounding as citations
 from gemini_failover.resilience.capabilities import Needs
+from gemini_failover.resilience.choice import ANY, ModelChoice
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.continuation import Stitcher, continuation_request
 from gemini_failover.resilience.errors import Category, EmptyResponse, UpstreamFailure
@@ -61,9 +63,14 @@ class ManagedStream:
     """
 
     def __init__(
-        self, engine: StreamEngine, request: GenerationRequest, req: RequestContext
+        self,
+        engine: StreamEngine,
+        request: GenerationRequest,
+        req: RequestContext,
+        choice: ModelChoice = ANY,
     ) -> None:
         self._e = engine
+        self._choice = choice
         self._request = request
         self._req = req
         self._stitcher = Stitcher()
@@ -71,6 +78,11 @@ class ManagedStream:
         self._gen: AsyncIterator[str] | None = None
         self.result: Result | None = None
         self._validate: Validator | None = None
+        # Search grounding of the stitched text so far, and the open segment's own
+        # (offsets from its start; shifted once the segment's overlap trim is known).
+        self._grounding: Grounding | None = None
+        self._segment_grounding: tuple[int, Grounding] | None = None
+        self._thoughts: list[str] = []
 
     def __aiter__(self) -> AsyncIterator[str]:
         if self._gen is None:
@@ -93,7 +105,7 @@ class ManagedStream:
         needs = Needs.of(self._request)
         self._validate = await validator(self._request, req.deadline - e.clock.monotonic())
         prov = req.provenance
-        route = Route(e.retrier.runner.chain, req, needs, e.profiles, started)
+        route = Route(e.retrier.runner.chain, req, needs, e.profiles, started, self._choice)
         try:
             while (state := await route.next()) is not None:
                 at_char = len(self._stitcher.text)
@@ -127,6 +139,7 @@ class ManagedStream:
                         yield text
                 else:
                     tail = self._stitcher.finish()
+                    self._settle_grounding()
                     if tail:
                         yield tail
                     text, parsed = self._stitcher.text, None
@@ -135,7 +148,13 @@ class ManagedStream:
                 if self._buffered:
                     prov.spans.append(SpanRecord(state.name, 0, len(text)))
                 self.result = Result(
-                    text, outcome.finish_reason or "STOP", outcome.usage or Usage(), prov, parsed
+                    text,
+                    outcome.finish_reason or "STOP",
+                    outcome.usage or Usage(),
+                    prov,
+                    parsed,
+                    grounding=outcome.grounding if self._buffered else self._grounding,
+                    thoughts="".join(self._thoughts),
                 )
                 route.served(state)
                 return
@@ -146,6 +165,17 @@ class ManagedStream:
         failed = route.exhausted()
         failed.partial_text = self._stitcher.text
         raise failed
+
+    def _settle_grounding(self) -> None:
+        """The closed segment's grounding, shifted into the stitched text's offsets by
+        where the segment starts and what the Stitcher trimmed from its head."""
+        pending, self._segment_grounding = self._segment_grounding, None
+        if pending is None:
+            return
+        seg_start, raw = pending
+        stitcher = self._stitcher
+        shifted = citations.shift(raw, seg_start, stitcher.last_trim, len(stitcher.text))
+        self._grounding = citations.merge(self._grounding, shifted)
 
     def _report_continuation(
         self, from_model: str, to_model: str, reason: str, at_char: int
@@ -204,6 +234,8 @@ class ManagedStream:
             async with e.retrier.runner.attempt(self._req, state) as attempt:
                 if not self._buffered:
                     stitcher.start(state.name)
+                seg_start = len(stitcher.text)
+                outcome.grounding = None
                 # No asyncio.timeout around the yields below (it would cancel the
                 # consumer's code): the backend bounds each chunk's wait by the idle
                 # timeout and by the request's deadline, in event-loop time.
@@ -220,6 +252,12 @@ class ManagedStream:
                         outcome.finish_reason = chunk.finish_reason
                     if chunk.usage:
                         outcome.usage = chunk.usage
+                    if chunk.thoughts:
+                        self._thoughts.append(chunk.thoughts)
+                    if chunk.grounding is not None:
+                        outcome.grounding = citations.merge(outcome.grounding, chunk.grounding)
+                        if not self._buffered and outcome.grounding is not None:
+                            self._segment_grounding = (seg_start, outcome.grounding)
                     if self._buffered:
                         buffer.append(chunk.text)
                         continue
@@ -239,6 +277,7 @@ class ManagedStream:
         except UpstreamFailure:
             if not self._buffered:
                 stitcher.abandon()
+                self._settle_grounding()
             raise
         finally:
             if upstream is not None:
@@ -252,6 +291,7 @@ class _SegmentOutcome:
     usage: Usage | None = None
     buffer: str = ""
     parsed: Any = None  # the validated JSON value of a structured answer
+    grounding: Grounding | None = None
 
 
 async def aclose(iterator: AsyncIterator[Any]) -> None:

@@ -103,6 +103,13 @@ def assemble_server(
     )
     _watch_roots(server)
 
+    # Conversations (conversation://{id}) and the prompts (second_opinion, ...).
+    from gemini_failover.server.conversation_resource import add_conversation_resource
+    from gemini_failover.server.prompts import add_prompts
+
+    add_conversation_resource(server, get_manager)
+    add_prompts(server)
+
     async def read_health() -> str:
         return json.dumps(await health(), indent=2)
 

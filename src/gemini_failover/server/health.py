@@ -112,6 +112,8 @@ def health_document(
             "healthy": store.healthy,
             "detail": redact_text(store.detail),
         },
+        # requests per capability asked for (google_search, thinking, json_schema)
+        "capabilities": {k: dict(v) for k, v in manager.capability_counts.items()},
         "emulator_mode": emulator,
         "version": __version__,
         "uptime_s": round(time.time() - started_at, 1) if started_at is not None else None,

@@ -30,8 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from gemini_failover.config import ConversationSettings
 from gemini_failover.protocol import Attachment, Media, TextFile, Turn
 from gemini_failover.resilience.clock import Clock, SystemClock
 from gemini_failover.state.conversation_codec import Exchange, encode_exchange
@@ -63,40 +62,6 @@ __all__ = [
 ARGUMENT = "conversation_id"
 _ID_BYTES = 18  # 144 random bits: 24 URL-safe characters
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{24}")
-
-
-class ConversationSettings(BaseModel):
-    """How long threads live and how big they may grow (``conversations`` group)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ttl_seconds: float = Field(
-        86_400.0, gt=0, description="A thread is kept this long after its last use (24 h)."
-    )
-    max_turns: int = Field(
-        40,
-        ge=2,
-        description="Turns kept per thread (user and model each count); oldest exchanges go.",
-    )
-    max_bytes: int = Field(
-        1_048_576,
-        ge=4096,
-        description="Stored size (bytes of JSON) kept per thread; oldest exchanges go.",
-    )
-    inline_media_bytes: int = Field(
-        65_536,
-        ge=0,
-        description="Media up to this size are stored inline; larger ones by path and sha256.",
-    )
-    memory_max_conversations: int = Field(
-        1000,
-        ge=1,
-        description="Threads the in-process store keeps; the least recently used go first.",
-    )
-
-    @property
-    def max_exchanges(self) -> int:
-        return self.max_turns // 2
 
 
 # -- errors ------------------------------------------------------------------------------

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp.server.mcpserver import Context
 
-from gemini_failover.protocol import Attachment, GenerationRequest, Turn, Usage
+from gemini_failover.protocol import Attachment, GenerationRequest, Grounding, Turn, Usage
 from gemini_failover.resilience.results import Provenance, RequestFailed, Result
+from gemini_failover.tools import threads
 from gemini_failover.tools.errors import tool_error
 from gemini_failover.tools.models import (
     Attempt,
+    Citation,
     CountTokensOutput,
     EmbedOutput,
     Failover,
@@ -29,6 +31,7 @@ from gemini_failover.tools.models import (
     Span,
     TokenUsage,
 )
+from gemini_failover.tools.options import DEFAULT, Options
 
 if TYPE_CHECKING:
     from gemini_failover.resilience.manager import FailoverManager
@@ -59,15 +62,35 @@ def usage_of(usage: Usage) -> TokenUsage:
         prompt_tokens=usage.prompt_tokens,
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
+        thinking_tokens=usage.thinking_tokens,
     )
 
 
+def citations_of(grounding: Grounding | None) -> list[Citation]:
+    """One citation per supported span and source, in the answer's order."""
+    if grounding is None:
+        return []
+    out = []
+    for support in sorted(grounding.supports, key=lambda s: (s.start, s.end)):
+        for i in support.sources:
+            if 0 <= i < len(grounding.sources):
+                src = grounding.sources[i]
+                out.append(
+                    Citation(title=src.title, uri=src.uri, start=support.start, end=support.end)
+                )
+    return out
+
+
 def generate_output(result: Result) -> GenerateOutput:
+    grounding = result.grounding
     return GenerateOutput(
         text=result.text,
         finish_reason=result.finish_reason,
         spans=[Span(model=s.model, start=s.start, end=s.end) for s in result.provenance.spans],
         usage=usage_of(result.usage),
+        citations=citations_of(grounding),
+        search_queries=list(grounding.queries) if grounding else [],
+        thoughts=result.thoughts,
         **provenance_fields(result.provenance),
     )
 
@@ -93,18 +116,25 @@ def wants_progress(ctx: Ctx) -> bool:
     return False
 
 
-async def run_generation(manager: FailoverManager, request: GenerationRequest, ctx: Ctx) -> Result:
-    """Generate through the manager; stream text deltas as progress when asked to.
+async def run_generation(
+    manager: FailoverManager, request: GenerationRequest, ctx: Ctx, options: Options = DEFAULT
+) -> Result:
+    """Generate through the manager (from the chosen model); stream text deltas as
+    progress when asked to.
 
     A cancelled call (client cancellation, disconnect) closes the upstream stream
     before the cancellation propagates.
     """
+    start_at, failover = options.model, options.failover
     if not wants_progress(ctx):
         try:
-            return await manager.generate(request)
+            return await manager.generate(request, start_at=start_at, failover=failover)
         except RequestFailed as exc:
             raise tool_error(exc) from None
-    stream = manager.stream(request)
+    try:
+        stream = manager.stream(request, start_at=start_at, failover=failover)
+    except RequestFailed as exc:
+        raise tool_error(exc) from None
     sent = 0
     try:
         async for delta in stream:
@@ -132,25 +162,39 @@ async def generate(
     top_p: float | None,
     max_output_tokens: int | None,
     stop_sequences: tuple[str, ...],
+    options: Options = DEFAULT,
     attachments: tuple[Attachment, ...] = (),
     urls: tuple[str, ...] = (),
     files: FilesOutput | None = None,
 ) -> GenerateOutput:
-    contents = [Turn("user" if r == "user" else "model", t) for r, t in turns]
+    new = [Turn("user" if r == "user" else "model", t) for r, t in turns]
     if attachments:  # the files go with the last user turn
-        last = max(i for i, t in enumerate(contents) if t.role == "user")
-        contents[last] = Turn("user", contents[last].text, attachments)
+        last = max(i for i, t in enumerate(new) if t.role == "user")
+        new[last] = Turn("user", new[last].text, attachments)
+    new_turns = tuple(new)
+    thread = await threads.load(manager, options.conversation_id)
+    history = thread.turns if thread is not None else ()
     request = GenerationRequest(
-        contents=tuple(contents),
+        contents=(*history, *new_turns),
         system_instruction=system_instruction,
         temperature=temperature,
         top_p=top_p,
         max_output_tokens=max_output_tokens,
         stop_sequences=stop_sequences,
         urls=urls,
+        google_search=options.google_search,
+        thinking=options.thinking_config(),
     )
-    output = generate_output(await run_generation(manager, request, ctx))
-    return output.model_copy(update={"files": files}) if files is not None else output
+    result = await run_generation(manager, request, ctx, options)
+    saved = await threads.save(manager, thread, new_turns, result)
+    return generate_output(result).model_copy(
+        update={
+            "conversation_id": saved.conversation_id,
+            "dropped_turns": saved.dropped_turns,
+            "conversation_note": saved.note,
+            **({"files": files} if files is not None else {}),
+        }
+    )
 
 
 async def generate_json(
@@ -161,6 +205,7 @@ async def generate_json(
     system_instruction: str | None,
     temperature: float | None,
     max_output_tokens: int | None,
+    options: Options = DEFAULT,
     attachments: tuple[Attachment, ...] = (),
     urls: tuple[str, ...] = (),
     files: FilesOutput | None = None,
@@ -172,15 +217,17 @@ async def generate_json(
         max_output_tokens=max_output_tokens,
         response_schema=schema,
         urls=urls,
+        thinking=options.thinking_config(),
     )
     try:
-        result = await manager.generate(request)
+        result = await manager.generate(request, start_at=options.model, failover=options.failover)
     except RequestFailed as exc:
         raise tool_error(exc) from None
     return JsonOutput(
         value=result.parsed,
         usage=usage_of(result.usage),
         files=files,
+        thoughts=result.thoughts,
         **provenance_fields(result.provenance),
     )
 

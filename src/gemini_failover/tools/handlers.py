@@ -20,6 +20,7 @@ from mcp.server.mcpserver import Context, Resolve
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from gemini_failover.tools import options as o
 from gemini_failover.tools import render
 from gemini_failover.tools import validation as v
 from gemini_failover.tools.arguments import StrictTool, portable_schema
@@ -179,6 +180,8 @@ _PROVENANCE_NOTE = (
     "every attempt, every failover and its reason."
 )
 
+_FEATURES_NOTE = " Pass a result's conversation_id back to continue that conversation."
+
 Generated = Annotated[CallToolResult, GenerateOutput]
 
 
@@ -201,6 +204,13 @@ def build_tools(
         files: Files = None,
         urls: Urls = None,
         roots: Roots = None,
+        google_search: o.GoogleSearch = False,
+        thinking: o.ThinkingArg = None,
+        thinking_budget: o.ThinkingBudget = None,
+        include_thoughts: o.IncludeThoughts = False,
+        model: o.ModelArg = None,
+        failover: o.FailoverArg = True,
+        conversation_id: o.ConversationId = None,
     ) -> Generated:
         v.check_prompt(prompt, system_instruction)
         stops = v.check_stop_sequences(stop_sequences)
@@ -216,6 +226,15 @@ def build_tools(
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
             **_file_arguments(loaded, pages),
+            options=o.Options(
+                google_search=google_search,
+                thinking=thinking,
+                thinking_budget=thinking_budget,
+                include_thoughts=include_thoughts,
+                model=model,
+                failover=failover,
+                conversation_id=conversation_id,
+            ),
         )
         return render.generated(output)
 
@@ -238,6 +257,13 @@ def build_tools(
         files: Files = None,
         urls: Urls = None,
         roots: Roots = None,
+        google_search: o.GoogleSearch = False,
+        thinking: o.ThinkingArg = None,
+        thinking_budget: o.ThinkingBudget = None,
+        include_thoughts: o.IncludeThoughts = False,
+        model: o.ModelArg = None,
+        failover: o.FailoverArg = True,
+        conversation_id: o.ConversationId = None,
     ) -> Generated:
         pairs = [(t.role, t.text) for t in turns]
         v.check_turns(pairs, system_instruction)
@@ -254,6 +280,15 @@ def build_tools(
             max_output_tokens=max_output_tokens,
             stop_sequences=stops,
             **_file_arguments(loaded, pages),
+            options=o.Options(
+                google_search=google_search,
+                thinking=thinking,
+                thinking_budget=thinking_budget,
+                include_thoughts=include_thoughts,
+                model=model,
+                failover=failover,
+                conversation_id=conversation_id,
+            ),
         )
         return render.generated(output)
 
@@ -274,6 +309,11 @@ def build_tools(
         files: Files = None,
         urls: Urls = None,
         roots: Roots = None,
+        thinking: o.ThinkingArg = None,
+        thinking_budget: o.ThinkingBudget = None,
+        include_thoughts: o.IncludeThoughts = False,
+        model: o.ModelArg = None,
+        failover: o.FailoverArg = True,
     ) -> Annotated[CallToolResult, JsonOutput]:
         v.check_prompt(prompt, system_instruction)
         checked = await v.check_json_schema(schema)
@@ -287,6 +327,13 @@ def build_tools(
             temperature=temperature,
             max_output_tokens=max_output_tokens,
             **_file_arguments(loaded, pages),
+            options=o.Options(
+                thinking=thinking,
+                thinking_budget=thinking_budget,
+                include_thoughts=include_thoughts,
+                model=model,
+                failover=failover,
+            ),
         )
         return render.generated_json(output)
 
@@ -356,7 +403,8 @@ def build_tools(
         "Survives a failing Gemini model: retries, then moves to a fallback model that "
         "can serve the request; a long answer that breaks mid-way is continued. "
         "Streams the text as progress notifications when the client asks for progress."
-        + _PROVENANCE_NOTE,
+        + _PROVENANCE_NOTE
+        + _FEATURES_NOTE,
         annotations=_GENERATE,
         output=GenerateOutput,
     )
@@ -365,8 +413,10 @@ def build_tools(
         title="Continue a conversation with Gemini",
         description="Send Gemini a multi-turn conversation (user and model turns, oldest "
         "first, ending with the user's latest message) and get the next model turn. Use "
-        "instead of gemini_generate when earlier turns matter. Same failover, streaming "
-        "and provenance as gemini_generate.",
+        "instead of gemini_generate when earlier turns matter and you hold them; to come "
+        "back to an earlier gemini_generate or gemini_chat answer, pass its "
+        "conversation_id instead. Same failover, streaming, provenance and options "
+        "(google_search, thinking, model) as gemini_generate.",
         annotations=_GENERATE,
         output=GenerateOutput,
     )

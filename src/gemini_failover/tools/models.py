@@ -43,6 +43,17 @@ class TokenUsage(_Out):
     prompt_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    thinking_tokens: int = 0
+
+
+class Citation(_Out):
+    """A source of a Google Search grounded answer and the span of the answer it
+    supports (one entry per supported span and source)."""
+
+    title: str
+    uri: str
+    start: int = Field(description="First character of the supported answer text.")
+    end: int = Field(description="One past the last character.")
 
 
 class ProvenanceOutput(_Out):
@@ -102,11 +113,28 @@ class GenerateOutput(ProvenanceOutput, _WithFiles):
     finish_reason: str = Field(description="STOP, MAX_TOKENS, ...")
     spans: list[Span] = Field(description="Which model produced which part of the text.")
     usage: TokenUsage
+    citations: list[Citation] = Field(
+        default_factory=list, description="Google Search sources and the spans they support."
+    )
+    search_queries: list[str] = Field(
+        default_factory=list, description="The searches Google Search grounding ran."
+    )
+    thoughts: str = Field("", description="The thought summary, when include_thoughts.")
+    conversation_id: str = Field(
+        "", description="Pass it back as conversation_id to continue this conversation."
+    )
+    dropped_turns: int = Field(
+        0, description="Oldest turns of the conversation dropped to fit its size cap."
+    )
+    conversation_note: str = Field(
+        "", description="What was dropped or not saved in the conversation, if anything."
+    )
 
 
 class JsonOutput(ProvenanceOutput, _WithFiles):
     value: Any = Field(description="The answer: a JSON value that validates against the schema.")
     usage: TokenUsage
+    thoughts: str = Field("", description="The thought summary, when include_thoughts.")
 
 
 class CountTokensOutput(ProvenanceOutput, _WithFiles):

@@ -105,11 +105,38 @@ def _dump(model: BaseModel) -> dict[str, Any]:
     return out
 
 
+def sources_line(out: GenerateOutput) -> str | None:
+    """ "Sources: [1] title — uri; [2] ..." for a grounded answer (each page once)."""
+    pages = list(dict.fromkeys((c.title, c.uri) for c in out.citations))
+    if not pages:
+        return None
+    return "Sources: " + "; ".join(
+        f"[{i}] {title} — {uri}" if title else f"[{i}] {uri}"
+        for i, (title, uri) in enumerate(pages, 1)
+    )
+
+
 def generated(out: GenerateOutput) -> CallToolResult:
-    note = provenance_line(out, out.spans, out.finish_reason)
+    notes = [
+        n
+        for n in (
+            sources_line(out),
+            provenance_line(out, out.spans, out.finish_reason),
+            conversation_line(out),
+        )
+        if n is not None
+    ]
+    note = "\n\n".join(notes) if notes else None
     return _result(
         _limited(out.text, "structuredContent.text"), note, _dump(out), files_line(out.files)
     )
+
+
+def conversation_line(out: GenerateOutput) -> str | None:
+    """Says when the conversation dropped old turns (its size cap) or was not saved."""
+    if not out.conversation_note:
+        return None
+    return f"[conversation {out.conversation_id or '(none)'}: {out.conversation_note}]"
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:
