@@ -218,13 +218,14 @@ async def test_an_unrouted_model_is_gemini_404(gateway: Gateway, emulator: Emula
     assert _upstream_calls(emulator) == 0
 
 
-async def test_a_model_later_in_the_chain_is_refused_until_the_manager_can_start_there(
+async def test_a_model_later_in_the_chain_starts_there(
     http: httpx2.AsyncClient, emulator: EmulatorServer
 ) -> None:
     response = await http.post(f"/v1beta/models/{FALLBACK}:generateContent", json=BODY)
-    assert response.status_code == 400
-    assert f"models/{FALLBACK} starts the chain part-way" in response.json()["error"]["message"]
-    assert _upstream_calls(emulator) == 0
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gemini-failover-served-by"] == FALLBACK
+    assert response.json()["modelVersion"] == FALLBACK
+    assert _upstream_calls(emulator) == 1  # the primary, before it in the chain, is not asked
 
 
 async def test_models_list_pages(http: httpx2.AsyncClient) -> None:

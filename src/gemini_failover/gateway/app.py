@@ -167,7 +167,7 @@ class GeminiGateway:
             method = self.router.method_of(route.action)
             await _reply(replier, model_not_found(route.model, method, version))
             return
-        if target.start > 0:
+        if target.start > 0 and target.kind == "embed":
             await _reply(replier, _start_not_supported(target))
             return
         try:
@@ -190,7 +190,7 @@ class GeminiGateway:
                 else:
                     work = self._stream(replier, request, target, _alt(scope), watch)
             elif route.action == "count_tokens":
-                work = self._count(replier, mapping.count_tokens_contents(body, model))
+                work = self._count(replier, mapping.count_tokens_contents(body, model), target)
             else:
                 call = mapping.embed_call(body, model, batch=verb == "batchEmbedContents")
                 work = self._embed(replier, call)
@@ -206,7 +206,7 @@ class GeminiGateway:
     ) -> None:
         rid = self._new_id()
         try:
-            result = await self._manager().generate(request, request_id=rid)
+            result = await self._manager().generate(request, request_id=rid, start_at=target.first)
         except RequestFailed as exc:
             await self._failed(replier, rid, exc, target.first)
             return
@@ -230,12 +230,16 @@ class GeminiGateway:
         log.info("gateway request %s failed: %s (%s)", rid, exc.category, reply.code)
         await replier.json(reply.code, reply.body, [*reply.headers, *headers])
 
-    async def _count(self, replier: AsgiReplier, contents: tuple[Turn, ...]) -> None:
+    async def _count(
+        self, replier: AsgiReplier, contents: tuple[Turn, ...], target: Target
+    ) -> None:
         rid = self._new_id()
         try:
-            total, prov = await self._manager().count_tokens(contents, request_id=rid)
+            total, prov = await self._manager().count_tokens(
+                contents, request_id=rid, start_at=target.first
+            )
         except RequestFailed as exc:
-            await self._failed(replier, rid, exc, self.router.models[0])
+            await self._failed(replier, rid, exc, target.first)
             return
         await replier.json(200, count_tokens_response(total), headers_of(rid, prov))
 
@@ -262,7 +266,7 @@ class GeminiGateway:
         whichever model writes it; a failure after it is an error event."""
         rid = self._new_id()
         progress = self.tracker.watch(rid, target.chain)
-        stream = self._manager().stream(request, request_id=rid)
+        stream = self._manager().stream(request, request_id=rid, start_at=target.first)
         deltas: AsyncIterator[str] = aiter(stream)
         frames = _Frames(replier, sse)
         try:
@@ -364,8 +368,8 @@ def _url_not_found(scope: Scope) -> ErrorReply:
 
 def _start_not_supported(target: Target) -> ErrorReply:
     return invalid_argument(
-        f"models/{target.first} starts the chain part-way, which the failover manager "
-        f"cannot do yet; use models/{target.chain[0]} or an alias"
+        f"models/{target.first} starts the embedding chain part-way, which the failover "
+        f"manager does not do for embeddings; use models/{target.chain[0]} or an alias"
     )
 
 
