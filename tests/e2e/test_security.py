@@ -375,3 +375,32 @@ async def test_hostile_schemas_through_the_tool(client: Client, emulator: Emulat
             assert expected in text, text
         assert listener.connections == []
     assert emulator.requests == []
+
+
+# -- files over HTTP: a remote client's roots name folders on its machine, not ours ----------
+
+
+@pytest.mark.filterwarnings("ignore:The roots capability is deprecated")
+async def test_a_remote_client_cannot_widen_what_the_server_reads(
+    emulator_server: EmulatorServer, tmp_path: Any
+) -> None:
+    from mcp import types
+    from mcp.client.streamable_http import streamable_http_client
+
+    secret = tmp_path / "server-only.txt"
+    secret.write_text("a file on the server that nobody allowed")
+
+    async def list_roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[types.Root(uri="file:///", name="everything")])
+
+    settings = fast_settings(emulator_server.base_url)  # no GEMINI_FAILOVER_ALLOWED_DIRS
+    async with Runtime(settings) as runtime, served(runtime) as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        transport = streamable_http_client(url)
+        async with held(Client(transport, list_roots_callback=list_roots)) as client:
+            result = await client.call_tool(
+                "gemini_generate", {"prompt": "x", "files": [str(secret)]}
+            )
+    assert result.is_error
+    assert "files[0]" in str(result.content[0])
+    assert not any(secret.name in json.dumps(r.parts) for r in emulator_server.emulator.requests)

@@ -70,7 +70,8 @@ def build_server(
     async def get_manager() -> FailoverManager:
         return manager
 
-    inputs = FileInputs(settings.inputs, settings.allowed_dirs)
+    # an in-process client is this process: its roots are folders on this machine
+    inputs = FileInputs(settings.inputs, settings.allowed_dirs, trust_client_roots=True)
 
     async def default_health() -> dict[str, Any]:
         from gemini_failover.server.health import health_document

@@ -116,6 +116,7 @@ class Runtime:
         *,
         emulator: bool = False,
         emulator_scenario: str | None = None,
+        trust_client_roots: bool = False,
     ) -> None:
         require_api_key(settings, emulator)
         self._settings = settings
@@ -134,7 +135,9 @@ class Runtime:
         # -- inputs: the sandbox for the files argument, shared by every connection --
         from gemini_failover.tools.files import FileInputs
 
-        self.inputs = FileInputs(settings.inputs, settings.allowed_dirs)
+        self.inputs = FileInputs(
+            settings.inputs, settings.allowed_dirs, trust_client_roots=trust_client_roots
+        )
         self._tracing: Tracing | None = None
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -337,7 +337,14 @@ def run(options: ServeOptions) -> None:
     check(options, settings)
     if options.scenario is not None:
         check_scenario(options.scenario)
-    runtime = Runtime(settings, emulator=options.emulator, emulator_scenario=options.scenario)
+    runtime = Runtime(
+        settings,
+        emulator=options.emulator,
+        emulator_scenario=options.scenario,
+        # a stdio client runs on this machine: its roots are folders here; an HTTP
+        # client's are not (see FileInputs.trust_client_roots)
+        trust_client_roots=options.transport == "stdio",
+    )
     if options.transport == "stdio":
         early_logging()
         warn_unknown_variables()

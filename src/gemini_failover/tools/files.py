@@ -114,6 +114,11 @@ class FileInputs:
 
     settings: InputSettings = field(default_factory=InputSettings)
     allowed_dirs: Sequence[str] = ()
+    #: Whether the client's roots may widen what is readable (stdio, in-process: the
+    #: client runs on this machine, as this user). Over HTTP the client's roots name
+    #: folders on *its* machine: they may only narrow the allowed dirs, and with none
+    #: set nothing is readable, whatever a remote client declares.
+    trust_client_roots: bool = False
     _allowed: Roots | None = None
     #: What the last call that named files could read, for the health document.
     _last: tuple[str, Roots] | None = None
@@ -133,7 +138,10 @@ class FileInputs:
             self._last = ("allowed_dirs", self.allowed)
             return self.allowed
         client = self._client_roots(resolved)
-        roots = intersect(client, self.allowed) if self.allowed else client
+        if self.allowed:
+            roots = intersect(client, self.allowed)
+        else:
+            roots = client if self.trust_client_roots else Roots(())
         session = ctx.request_context.session
         caps = session.client_capabilities
         if caps is not None and caps.roots is not None and caps.roots.list_changed:
