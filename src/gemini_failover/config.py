@@ -112,15 +112,45 @@ class RateLimitSettings(_Group):
         0.0,
         ge=0,
         le=1,
-        description="Share of rate-limited requests allowed to spill to the fallback (0: none).",
+        description="Share of requests that spill to the next capable model at once while "
+        "the model's Retry-After still fits max_wait (0: they all wait; spilling past "
+        "max_wait is always on, through the next model's admission limit).",
     )
     default_retry_after: float = Field(
         1.0, gt=0, description="Wait (s) after a 429 that names no retry delay."
     )
+    max_wait: float = Field(
+        10.0,
+        ge=0,
+        description="Longest Retry-After (s) a request waits out on the same model (not a "
+        "retry: no retry budget spent); longer, or past the deadline: the next model.",
+    )
+    release_min_rate: float = Field(
+        1.0,
+        gt=0,
+        description="Calls/s released after a cool-down's probe succeeds, at least (or "
+        "1 / Retry-After when higher); +that much per success until a 429.",
+    )
+    release_max_rate: float = Field(
+        100.0, gt=0, description="Release rate (calls/s) at which pacing ends."
+    )
 
 
 class ConcurrencySettings(_Group):
-    per_model: int = Field(64, ge=1, description="In-flight calls allowed on one model.")
+    per_model: int = Field(
+        64,
+        ge=1,
+        description="Starting admission limit (in-flight calls) of each model; it adapts "
+        "(AIMD) between min_per_model and max_per_model.",
+    )
+    min_per_model: int = Field(1, ge=1, description="Floor of the adaptive admission limit.")
+    max_per_model: int = Field(1024, ge=1, description="Ceiling of the adaptive admission limit.")
+    decrease_factor: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="The limit is multiplied by this on a 429 or a slow call of the model.",
+    )
     max_waiting: int = Field(
         256, ge=0, description="Requests allowed to queue for a slot before shedding."
     )

@@ -148,6 +148,9 @@ class Chain:
             if seconds is None:
                 seconds = self.settings.rate_limit.default_retry_after
             self.set_cooldown(state, cd.kind, seconds)
+            if cd.kind is CooldownKind.RATE_LIMITED:
+                until = state.cooldowns.get(cd.kind, 0.0)
+                state.gate.rate_limited(until, c.retry_after)
         if action.alert_operator:
             self.events.publish(ev.AuthFailure(state.name, c.status, c.message))
 
@@ -213,6 +216,8 @@ class Chain:
         state = self._by_name.get(model)
         if state is not None and until > state.cooldowns.get(kind, 0.0):
             state.cooldowns[kind] = until
+            if kind is CooldownKind.RATE_LIMITED:
+                state.gate.rate_limited(until, None)
             self._cooldown_changed(kind, until)
 
     def apply_window(self, model: str, bad: int, total: int) -> None:
