@@ -153,6 +153,14 @@ class Chain:
                 state.gate.rate_limited(until, c.retry_after)
         if action.alert_operator:
             self.events.publish(ev.AuthFailure(state.name, c.status, c.message))
+        if c.token_limit is not None:
+            self.learn_input_limit(state, c.token_limit)
+
+    def learn_input_limit(self, state: ModelState, limit: int) -> None:
+        """The model said its input token limit (its 400): route later requests right."""
+        learned = state.learned_input_limit
+        state.learned_input_limit = limit if learned is None else min(learned, limit)
+        state.set_profile(state.profile)
 
     def set_cooldown(self, state: ModelState, kind: CooldownKind, seconds: float) -> None:
         until = self.clock.time() + seconds

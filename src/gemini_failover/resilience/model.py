@@ -5,6 +5,8 @@ bracket and the status report."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from gemini_failover.config import Settings
 from gemini_failover.protocol import ModelInfo
 from gemini_failover.resilience.admission import AdaptiveLimit
@@ -65,6 +67,15 @@ class ModelState:
         rl = settings.rate_limit
         self.gate = ReleaseGate(rl.release_min_rate, rl.release_max_rate)
         self.waiting = 0  # requests queued for a slot
+
+    def set_profile(self, profile: ModelProfile) -> None:
+        """Adopt ``profile``, capped by an input token limit the model itself stated."""
+        learned = self.learned_input_limit
+        if learned is not None and (
+            profile.input_token_limit is None or profile.input_token_limit > learned
+        ):
+            profile = replace(profile, input_token_limit=learned, source="learned")
+        self.profile = profile
 
     def cooldown_left(self, kind: CooldownKind, now: float) -> float:
         until = self.cooldowns.get(kind, 0.0)
