@@ -107,6 +107,26 @@ class BreakerSettings(_Group):
     )
 
 
+class OutlierSettings(_Group):
+    """Outlier ejection (Envoy's outlier detection), counted per attempt, retries
+    included: a model that fails a large share of its calls is ejected (its breaker
+    opened) even when retries hide the failures from the user."""
+
+    consecutive_errors: int = Field(
+        5, ge=1, description="Consecutive failed attempts that eject the model."
+    )
+    failure_percentage: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Share of failed attempts over the interval that ejects the model.",
+    )
+    minimum_requests: int = Field(
+        10, ge=1, description="Attempts in the interval before the share is trusted."
+    )
+    interval: float = Field(10.0, gt=0, description="Window (s) the share is counted over.")
+
+
 class RateLimitSettings(_Group):
     spill_fraction: float = Field(
         0.0,
@@ -226,6 +246,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    outlier: OutlierSettings = OutlierSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
     http: HttpSettings = HttpSettings()
     model_overrides: dict[str, ModelOverride] = Field(

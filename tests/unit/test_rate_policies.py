@@ -176,3 +176,40 @@ def test_a_400_over_the_token_limit_is_a_misfit_that_fails_over() -> None:
     assert POLICY[Category.TOO_LONG].then is Then.FAIL_OVER
     assert not POLICY[Category.TOO_LONG].counts_against_breaker
     assert classify(gexc.BadRequest("Invalid JSON payload")).category is Category.BAD_REQUEST
+
+
+# -- outlier ejection --------------------------------------------------------------------
+
+
+def test_outlier_ejects_on_consecutive_errors() -> None:
+    from gemini_failover.config import OutlierSettings
+    from gemini_failover.resilience.outlier import OutlierDetector
+
+    d = OutlierDetector(OutlierSettings(consecutive_errors=3, minimum_requests=100), FakeClock())
+    assert [d.record(True), d.record(True)] == [None, None]
+    assert d.record(True) == "outlier: 3 consecutive errors"
+
+
+def test_outlier_ejects_a_flapping_model_that_the_breakers_rate_misses() -> None:
+    from gemini_failover.config import OutlierSettings
+    from gemini_failover.resilience.outlier import OutlierDetector
+
+    clock = FakeClock()
+    d = OutlierDetector(OutlierSettings(failure_percentage=0.3, minimum_requests=10), clock)
+    seen = []
+    for i in range(10):  # fail, succeed, fail, ...: 50 %, never 2 in a row
+        seen.append(d.record(i % 2 == 0))
+    assert seen[:-1] == [None] * 9
+    assert seen[-1] == "outlier: 50% of 10 attempts failed"
+
+
+def test_outlier_forgets_failures_older_than_the_interval() -> None:
+    from gemini_failover.config import OutlierSettings
+    from gemini_failover.resilience.outlier import OutlierDetector
+
+    clock = FakeClock()
+    d = OutlierDetector(OutlierSettings(minimum_requests=4, interval=10.0), clock)
+    d.record(True)
+    d.record(True)
+    clock.advance(11.0)
+    assert [d.record(False) for _ in range(4)] == [None] * 4

@@ -1,6 +1,7 @@
 """A chain of models (primary, then fallbacks) and everything known about each one:
-breaker, cool-downs, profile, which model takes traffic now, and the state other
-instances hand over through the state store.
+breaker (opened by its own rules or by outlier ejection), cool-downs, profile, which
+model takes traffic now, and the state other instances hand over through the state
+store.
 
 Every change to a model's state goes through its Chain, which publishes it (events
 for metrics, logs and health; the store for other instances). The Chain does no I/O
@@ -137,6 +138,10 @@ class Chain:
         state.breaker.record(permit, outcome, latency)
         if outcome is not Outcome.IGNORED:
             self.store.record_outcome(state.name, outcome is Outcome.FAILURE)
+            if state.breaker.snapshot.state is BreakerState.CLOSED and not permit.probe:
+                eject = state.outlier.record(outcome is Outcome.FAILURE)
+                if eject is not None:
+                    state.breaker.eject(eject)
 
     def failed(self, state: ModelState, c: Classification) -> None:
         """What a failed attempt says about the model, per the error table: a

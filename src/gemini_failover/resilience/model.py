@@ -13,6 +13,7 @@ from gemini_failover.resilience.admission import AdaptiveLimit
 from gemini_failover.resilience.breaker import CircuitBreaker, Transition
 from gemini_failover.resilience.capabilities import ModelProfile
 from gemini_failover.resilience.clock import Clock
+from gemini_failover.resilience.outlier import OutlierDetector
 from gemini_failover.resilience.release import ReleaseGate
 from gemini_failover.state import CooldownKind
 
@@ -37,6 +38,7 @@ class ModelState:
         "info",
         "learned_input_limit",
         "name",
+        "outlier",
         "profile",
         "role",
         "slots",
@@ -55,6 +57,7 @@ class ModelState:
         self.index = index
         self.role = role_of(index)
         self.breaker = CircuitBreaker(name, settings.breaker, clock, on_transition=on_transition)
+        self.outlier = OutlierDetector(settings.outlier, clock)
         #: wall-clock time each cool-down ends
         self.cooldowns: dict[CooldownKind, float] = {}
         #: what models.get said (None until a fetch succeeded); ``profile`` merges it
