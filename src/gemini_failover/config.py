@@ -154,6 +154,12 @@ class RateLimitSettings(_Group):
     release_max_rate: float = Field(
         100.0, gt=0, description="Release rate (calls/s) at which pacing ends."
     )
+    day_quota_reprobe: float = Field(
+        900.0,
+        gt=0,
+        description="A per-day quota with no usable RetryInfo cools down until the next "
+        "midnight America/Los_Angeles, re-probed this often (s) to notice a raised quota.",
+    )
 
 
 class ConcurrencySettings(_Group):

@@ -213,3 +213,21 @@ def test_outlier_forgets_failures_older_than_the_interval() -> None:
     d.record(True)
     clock.advance(11.0)
     assert [d.record(False) for _ in range(4)] == [None] * 4
+
+
+# -- per-day quota windows -------------------------------------------------------------------
+
+
+def test_a_day_quota_resets_at_midnight_pacific_not_utc() -> None:
+    from datetime import UTC, datetime
+
+    from gemini_failover.resilience.quota_window import day_quota_cooldown, seconds_to_daily_reset
+
+    winter = datetime(2026, 12, 5, 7, 50, tzinfo=UTC).timestamp()  # 23:50 PST
+    summer = datetime(2026, 7, 5, 6, 50, tzinfo=UTC).timestamp()  # 23:50 PDT
+    assert seconds_to_daily_reset(winter) == 600.0
+    assert seconds_to_daily_reset(summer) == 600.0
+    assert day_quota_cooldown(winter, None, reprobe=900.0) == 600.0  # until the reset
+    noon = datetime(2026, 12, 5, 20, 0, tzinfo=UTC).timestamp()  # 12:00 PST
+    assert day_quota_cooldown(noon, None, reprobe=900.0) == 900.0  # re-probed before it
+    assert day_quota_cooldown(noon, 42.0, reprobe=900.0) == 42.0  # RetryInfo is used

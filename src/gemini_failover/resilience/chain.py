@@ -26,6 +26,7 @@ from gemini_failover.resilience.breaker import (
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import Classification
 from gemini_failover.resilience.model import ModelState
+from gemini_failover.resilience.quota_window import day_quota_cooldown
 from gemini_failover.resilience.results import FailoverRecord
 from gemini_failover.resilience.status import BreakerStatus, ModelStatus, ProfileStatus
 from gemini_failover.state import CooldownKind, StateStore
@@ -150,7 +151,10 @@ class Chain:
         if action.cooldown is not None:
             cd = action.cooldown
             seconds = (c.retry_after if cd.use_retry_after else None) or cd.seconds
-            if seconds is None:
+            if cd.daily:
+                reprobe = self.settings.rate_limit.day_quota_reprobe
+                seconds = day_quota_cooldown(self.clock.time(), c.retry_after, reprobe)
+            elif seconds is None:
                 seconds = self.settings.rate_limit.default_retry_after
             self.set_cooldown(state, cd.kind, seconds)
             if cd.kind is CooldownKind.RATE_LIMITED:

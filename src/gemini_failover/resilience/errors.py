@@ -67,6 +67,9 @@ class Cooldown:
     kind: CooldownKind
     seconds: float | None = None
     use_retry_after: bool = True
+    #: a per-day quota: without a Retry-After, until the next midnight Pacific time,
+    #: re-probed every ``rate_limit.day_quota_reprobe`` s (quota_window.py)
+    daily: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,7 @@ POLICY: dict[Category, Action] = {
         False,
         Then.FAIL_OVER,
         counts_against_breaker=False,
-        cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, 3600.0),
+        cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, daily=True),
     ),
     Category.AUTH: Action(
         False,
