@@ -152,7 +152,13 @@ class RateLimitSettings(_Group):
         "1 / Retry-After when higher); +that much per success until a 429.",
     )
     release_max_rate: float = Field(
-        100.0, gt=0, description="Release rate (calls/s) at which pacing ends."
+        1000.0, gt=0, description="Release rate (calls/s) at which pacing ends."
+    )
+    spill_start_rate: float = Field(
+        10.0,
+        gt=0,
+        description="Requests spilled onto a model that is not paced start at this rate "
+        "(calls/s), +that per success until its first 429 (slow start).",
     )
     day_quota_reprobe: float = Field(
         900.0,
@@ -164,7 +170,7 @@ class RateLimitSettings(_Group):
 
 class ConcurrencySettings(_Group):
     per_model: int = Field(
-        64,
+        256,
         ge=1,
         description="Starting admission limit (in-flight calls) of each model; it adapts "
         "(AIMD) between min_per_model and max_per_model.",

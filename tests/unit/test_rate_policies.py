@@ -136,12 +136,26 @@ def test_gate_halves_its_rate_on_a_429_and_then_grows_gently() -> None:
     for _ in range(7):
         gate.succeeded(0.0)
     assert gate.rate == 8.0
-    gate.rate_limited(1.0, 1.0)  # the model showed its rate
+    gate.rate_limited(1.0, None)  # the model showed its rate
     assert gate.rate == 4.0
     gate.admit(1.0)
     gate.succeeded(1.0)  # the probe
     gate.succeeded(1.0)
     assert gate.rate == pytest.approx(4.0 * 1.02)
+    gate.rate_limited(2.0, 0.5)  # its next token in 0.5 s: 2 calls/s, below half
+    assert gate.rate == 2.0
+
+
+def test_gate_ramps_spilled_traffic_up_from_the_start_rate() -> None:
+    gate = ReleaseGate()
+    gate.ramp(0.0, 10.0)
+    assert gate.rate == 10.0
+    assert gate.admit(0.0) == 0.0
+    assert gate.admit(0.0) == pytest.approx(0.1)  # paced from the start
+    gate.succeeded(0.0)
+    assert gate.rate == 20.0  # slow start
+    gate.ramp(0.0, 10.0)
+    assert gate.rate == 20.0  # already paced: unchanged
 
 
 def test_gate_stops_pacing_at_the_max_rate() -> None:

@@ -9,8 +9,12 @@ The release rate is AIMD over calls/s, TCP-like:
 - the first probe's success starts pacing at ``step`` = max(``release_min_rate``,
   1 / Retry-After) calls/s (the model just accepted one call per cool-down);
 - slow start: each success adds ``step`` (the rate grows exponentially in time);
-- a 429 while pacing halves the rate, and from then on each success adds 2 % only
-  (the model has shown its rate; stay just under it);
+- a 429 while pacing halves the rate (or sets it to 1 / Retry-After, the time to the
+  model's next token, when lower), and from then on each success adds 2 % only (the
+  model has shown its rate; stay just under it);
+- ``ramp``: requests spilled onto a model that is not paced start a slow start there
+  (from ``rate_limit.spill_start_rate``): a fallback's quota is found by ramping up to
+  it, not by a burst that empties it at once;
 - pacing ends when the rate reaches ``release_max_rate``.
 
 Waiters poll ``admit``: callers add their own jitter to each wait, so the cool-down's
@@ -34,7 +38,7 @@ MIN_RATE = 0.05
 @dataclass(slots=True)
 class ReleaseGate:
     min_rate: float = 1.0
-    max_rate: float = 100.0
+    max_rate: float = 1000.0
     cool_until: float = 0.0
     rate: float | None = None  # calls/s while pacing; None: not paced
     step: float = 1.0
@@ -47,12 +51,23 @@ class ReleaseGate:
         """A 429 (here or, through the state store, on another instance)."""
         self.cool_until = max(self.cool_until, until)
         if self.rate is not None and not self.probe_pending:
-            self.rate = max(MIN_RATE, self.rate / 2)  # the model has shown its rate
+            shown = self.rate / 2  # the model has shown its rate
+            if retry_after:
+                shown = min(shown, 1.0 / retry_after)
+            self.rate = max(MIN_RATE, shown)
             self.slow_start = False
         self.probe_pending = True
         self.probe_started = None
         shown = 1.0 / retry_after if retry_after else 0.0
         self.step = max(self.min_rate, shown)
+
+    def ramp(self, now: float, start_rate: float) -> None:
+        """Requests spill onto this model: if it is not paced, slow-start from
+        ``start_rate`` calls/s."""
+        if self.rate is None and not self.probe_pending and now >= self.cool_until:
+            self.rate = self.step = start_rate
+            self.slow_start = True
+            self.next_slot = now
 
     def admit(self, now: float) -> float:
         """0: call the model now; else seconds to wait before asking again."""
