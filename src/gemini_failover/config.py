@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     AliasChoices,
     BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -39,171 +38,21 @@ from pydantic_settings import (
 
 from gemini_failover.inputs.sandbox import parse_allowed_dirs
 from gemini_failover.inputs.settings import InputSettings
-from gemini_failover.protocol import Modality
+from gemini_failover.settings_groups import (
+    BreakerSettings,
+    ConcurrencySettings,
+    ConversationSettings,
+    HttpSettings,
+    ModelOverride,
+    OutlierSettings,
+    RateLimitSettings,
+    RetrySettings,
+)
 
 ENV_PREFIX = "GEMINI_FAILOVER_"
 
 #: URL schemes redis-py's from_url accepts.
 REDIS_SCHEMES = ("redis", "rediss", "unix")
-
-
-class _Group(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RetrySettings(_Group):
-    max_attempts_per_model: int = Field(
-        3,
-        ge=1,
-        le=10,
-        description="Attempts on one model (first try included) before failing over.",
-    )
-    backoff_initial: float = Field(
-        0.2, gt=0, description="First backoff (s); doubles each retry, full jitter."
-    )
-    backoff_max: float = Field(5.0, gt=0, description="Cap on one backoff wait (s).")
-    budget_ratio: float = Field(
-        0.2,
-        ge=0,
-        le=1,
-        description="Retries allowed as a fraction of recent requests: stops retry storms.",
-    )
-    budget_min_per_second: float = Field(
-        2.0, ge=0, description="Retries always allowed per second, so quiet servers can retry."
-    )
-    budget_window: float = Field(10.0, gt=0, description="Window (s) the retry budget counts over.")
-    semantic_retries: int = Field(
-        1, ge=0, le=3, description="Same-model retries of an empty or schema-invalid answer."
-    )
-
-
-class BreakerSettings(_Group):
-    failure_rate_threshold: float = Field(
-        0.5, gt=0, le=1, description="Failure (or slow-call) rate in the window that opens it."
-    )
-    window_seconds: float = Field(30.0, gt=0, description="Sliding window for the failure rate.")
-    minimum_throughput: int = Field(
-        10, ge=1, description="Calls needed in the window before the rate is trusted."
-    )
-    consecutive_failures: int = Field(
-        5, ge=1, description="Consecutive failures that open it regardless of the rate."
-    )
-    slow_call_seconds: float = Field(
-        20.0, gt=0, description="A success slower than this counts as a slow call."
-    )
-    break_seconds: float = Field(
-        15.0, gt=0, description="How long it stays open before half-open probes."
-    )
-    max_break_seconds: float = Field(
-        300.0, gt=0, description="Cap on the break after repeated trips (doubles each trip)."
-    )
-    half_open_probes: int = Field(
-        3, ge=1, description="Probe calls admitted at once while half-open."
-    )
-    required_successes: int = Field(
-        3, ge=1, description="Successful probes needed (with sustained health) to close it."
-    )
-    sustained_health_seconds: float = Field(
-        10.0, ge=0, description="How long probes must stay healthy before it closes: no flapping."
-    )
-    reset_trips_after: float = Field(
-        600.0, gt=0, description="Closed this long without trouble: the break duration resets."
-    )
-
-
-class RateLimitSettings(_Group):
-    spill_fraction: float = Field(
-        0.0,
-        ge=0,
-        le=1,
-        description="Share of rate-limited requests allowed to spill to the fallback (0: none).",
-    )
-    default_retry_after: float = Field(
-        1.0, gt=0, description="Wait (s) after a 429 that names no retry delay."
-    )
-
-
-class ConcurrencySettings(_Group):
-    per_model: int = Field(64, ge=1, description="In-flight calls allowed on one model.")
-    max_waiting: int = Field(
-        256, ge=0, description="Requests allowed to queue for a slot before shedding."
-    )
-
-
-class HttpSettings(_Group):
-    """Limits of the HTTP and SSE transports (and the --metrics-port listener)."""
-
-    header_timeout: float = Field(
-        10.0, gt=0, description="Seconds a client has to send a request's headers."
-    )
-    idle_timeout: int = Field(
-        5, ge=1, description="Seconds an idle keep-alive connection stays open."
-    )
-    max_connections: int = Field(
-        512, ge=1, description="Open connections; more are closed as they are accepted."
-    )
-    max_sessions: int = Field(
-        100, ge=1, description="Open MCP sessions (streamable HTTP or SSE); more get 503."
-    )
-
-
-class ModelOverride(_Group):
-    """Feature flags and limits that ``models.get`` does not report (or that you
-    want to pin). Unset fields fall back to what the API says, then to defaults."""
-
-    input_token_limit: int | None = Field(None, ge=1)
-    output_token_limit: int | None = Field(None, ge=1)
-    json_schema: bool | None = None
-    function_calling: bool | None = None
-    system_instruction: bool | None = None
-    # -- inputs (files, web pages) --
-    input_modalities: list[Modality] | None = Field(
-        None, description='What the model reads besides text, e.g. ["text", "image", "pdf"].'
-    )
-    url_context: bool | None = Field(None, description="Takes the URL-context tool (urls).")
-    # -- search grounding and thinking (issue 16) --
-    google_search: bool | None = None
-    #: How the model takes thinking settings: "none", "budget" or "level".
-    thinking: Literal["none", "budget", "level"] | None = None
-    thinking_budget_min: int | None = Field(None, ge=0)
-    thinking_budget_max: int | None = Field(None, ge=0)
-    #: Whether thinking can be turned off (budget 0, level MINIMAL).
-    thinking_off: bool | None = None
-
-
-# (defined here, used by the state package: config imports nothing of it)
-class ConversationSettings(BaseModel):
-    """How long threads live and how big they may grow (``conversations`` group)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ttl_seconds: float = Field(
-        86_400.0, gt=0, description="A thread is kept this long after its last use (24 h)."
-    )
-    max_turns: int = Field(
-        40,
-        ge=2,
-        description="Turns kept per thread (user and model each count); oldest exchanges go.",
-    )
-    max_bytes: int = Field(
-        1_048_576,
-        ge=4096,
-        description="Stored size (bytes of JSON) kept per thread; oldest exchanges go.",
-    )
-    inline_media_bytes: int = Field(
-        65_536,
-        ge=0,
-        description="Media up to this size are stored inline; larger ones by path and sha256.",
-    )
-    memory_max_conversations: int = Field(
-        1000,
-        ge=1,
-        description="Threads the in-process store keeps; the least recently used go first.",
-    )
-
-    @property
-    def max_exchanges(self) -> int:
-        return self.max_turns // 2
 
 
 ContinuationPolicy = Literal["continue", "restart", "fail"]
@@ -248,6 +97,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    outlier: OutlierSettings = OutlierSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
     http: HttpSettings = HttpSettings()
     model_overrides: dict[str, ModelOverride] = Field(
@@ -406,7 +256,7 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     try:
         return Settings(**values)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(describe_error(exc)) from None
     except SettingsError as exc:  # a variable that should hold JSON does not
         raise ConfigError(_describe_settings_error(exc)) from None
 
@@ -419,7 +269,7 @@ def env_name(loc: tuple[Any, ...] | list[Any]) -> str:
     return ENV_PREFIX + "__".join(str(p) for p in loc).upper()
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_error(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         message = str(err["msg"]).removeprefix("Value error, ")
@@ -487,3 +337,25 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
         hint = f"; did you mean {close[0]}?" if close else ""
         warnings.append(f"{raw} is not a setting and is ignored{hint}")
     return warnings
+
+
+__all__ = [
+    "ENV_PREFIX",
+    "REDIS_SCHEMES",
+    "BreakerSettings",
+    "ConcurrencySettings",
+    "ConfigError",
+    "ContinuationPolicy",
+    "ConversationSettings",
+    "HttpSettings",
+    "InputSettings",
+    "ModelOverride",
+    "OutlierSettings",
+    "RateLimitSettings",
+    "RetrySettings",
+    "Settings",
+    "describe_error",
+    "env_name",
+    "load_settings",
+    "unknown_variables",
+]

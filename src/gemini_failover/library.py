@@ -9,9 +9,9 @@ the server::
         result = await gemini.generate(GenerationRequest.from_prompt("Hello"))
         print(result.text, result.provenance.served_by, result.provenance.failovers)
 
-Settings come from the environment (``GEMINI_API_KEY``, ``GEMINI_FAILOVER_*``), then an
-optional TOML file, then keyword overrides, exactly as for the server; a bad setting
-raises :class:`~gemini_failover.config.ConfigError` naming it. The manager shares its
+Keyword arguments win (what the code says), then the environment (``GEMINI_API_KEY``,
+``GEMINI_FAILOVER_*``), then an optional TOML file, then defaults; a bad setting raises
+:class:`~gemini_failover.config.ConfigError` naming it. The manager shares its
 model state through Redis when ``redis_url`` is set, like every server instance.
 """
 
@@ -22,7 +22,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from gemini_failover.config import ConfigError, Settings, load_settings
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
+from gemini_failover.config import ConfigError, Settings, describe_error, load_settings
 from gemini_failover.protocol import Backend
 from gemini_failover.resilience.manager import FailoverManager
 from gemini_failover.state import StateStore
@@ -41,7 +44,7 @@ def create_manager(
     :func:`failover_manager`. ``backend``/``store`` replace the Gemini backend or the
     state store (Redis when ``redis_url`` is set, else memory)."""
     if settings is None:
-        settings = load_settings(config_file, **overrides)
+        settings = _explicit(load_settings(config_file), overrides)
     elif overrides or config_file is not None:
         raise TypeError("pass either settings or config_file/overrides, not both")
     if backend is None:
@@ -75,3 +78,29 @@ async def failover_manager(
         yield manager
     finally:
         await manager.aclose()
+
+
+class _ExplicitFirst(Settings):
+    """Settings where the values passed in beat the environment (the server's order is
+    the other way round, so that an ``env`` block can override a shared file)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings
+
+
+def _explicit(base: Settings, overrides: dict[str, Any]) -> Settings:
+    """``base`` (environment over file over defaults) with ``overrides`` on top."""
+    if not overrides:
+        return base
+    try:
+        return _ExplicitFirst(**{**base.model_dump(), **overrides})
+    except ValidationError as exc:
+        raise ConfigError(describe_error(exc)) from None

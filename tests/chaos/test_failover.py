@@ -100,7 +100,10 @@ async def test_flapping_model_does_not_thrash(h: Harness) -> None:
     assert breaks == sorted(breaks)
 
 
-async def test_rate_limit_storm_backs_off_without_stampeding_the_fallback(h: Harness) -> None:
+async def test_rate_limit_longer_than_the_deadline_moves_on_to_the_fallback(h: Harness) -> None:
+    # The primary's wait (~6 s to its next token) cannot fit the 1 s deadline: the
+    # requests move on to the fallback (through its admission limit) instead of being
+    # rejected while it sits idle; none retries the primary.
     h.emulator.configure(
         "primary",
         faults=[{"kind": "rate_limit", "rpm": 10, "quota": "minute", "actions": ["generate"]}],
@@ -108,35 +111,21 @@ async def test_rate_limit_storm_backs_off_without_stampeding_the_fallback(h: Har
     m = await h.manager(
         total_timeout=1.0, attempt_timeout=1.0, retry={"budget_min_per_second": 1.0}
     )
-    started = time.monotonic()
 
-    async def one(i: int) -> str | RequestFailed:
-        t0 = time.monotonic()
-        try:
-            r = await m.generate(req(f"q{i}"))
-        except RequestFailed as exc:
-            assert time.monotonic() - t0 < 1.0 + 0.5  # nobody hangs past the deadline
-            return exc
+    async def one(i: int) -> str:
+        r = await m.generate(req(f"q{i}"))
         return r.provenance.served_by or ""
 
-    outcomes = await asyncio.gather(*(one(i) for i in range(60)))
-    served = [o for o in outcomes if isinstance(o, str)]
-    shed = [o for o in outcomes if isinstance(o, RequestFailed)]
-    assert served == ["primary"] * 10  # the bucket's 10 tokens
-    assert len(shed) == 50
-    assert all(e.category == "rate_limited" and (e.retry_after or 0) > 1 for e in shed)
-    assert all("retry after" in e.message for e in shed)
-    assert h.calls("fallback") == 0  # spill fraction 0: no stampede
-    # one attempt each: the retry delay (~6 s) cannot fit the 1 s deadline, so nobody
-    # retries, and nobody goes to the fallback
-    assert h.calls("primary") == 60
+    served = await asyncio.gather(*(one(i) for i in range(60)))
+    assert served.count("primary") == 10  # the bucket's 10 tokens
+    assert served.count("fallback") == 50
+    assert h.calls("primary") == 60  # one attempt each
     assert h.of(ev.RetryScheduled) == []
-    # the 429s set a shared cool-down: a second wave is shed at once, without a call
+    # the 429s set a shared cool-down: a second wave goes to the fallback without a call
     second = await asyncio.gather(*(one(i) for i in range(20)))
-    assert all(isinstance(o, RequestFailed) and o.category == "rate_limited" for o in second)
+    assert second == ["fallback"] * 20
     assert h.calls("primary") == 60
     assert m.chain[0].breaker.snapshot.state is BreakerState.CLOSED
-    assert time.monotonic() - started < 3
 
 
 async def test_short_rate_limit_is_waited_out_on_the_same_model(h: Harness) -> None:
@@ -153,15 +142,17 @@ async def test_short_rate_limit_is_waited_out_on_the_same_model(h: Harness) -> N
     assert result.provenance.served_by == "primary"
     assert [a.outcome for a in result.provenance.attempts] == ["429", "ok"]
     assert h.calls("fallback") == 0
-    assert h.of(ev.RetryScheduled)[0].wait >= 0.2
+    # waiting out a rate limit is not a retry
+    assert h.of(ev.RetryScheduled) == []
+    assert h.of(ev.RateLimitWait)[0].seconds >= 0.2
 
 
 async def test_spill_fraction_sends_some_rate_limited_traffic_to_the_fallback(h: Harness) -> None:
     h.emulator.configure("primary", faults=[{"kind": "status", "code": 429, "retry_after": 5}])
     m = await h.manager(rate_limit={"spill_fraction": 1.0}, total_timeout=2.0)
-    with pytest.raises(RequestFailed) as first:
-        await m.generate(req())
-    assert first.value.category == "rate_limited"
+    first = await m.generate(req())  # one 429, then spilled rather than waiting
+    assert first.provenance.served_by == "fallback"
+    assert first.provenance.failovers[0].reason == "spill"
     second = await m.generate(req())  # primary cooling down: spilled
     assert second.provenance.served_by == "fallback"
     assert second.provenance.failovers[0].reason == "spill"

@@ -103,3 +103,15 @@ def test_importing_the_package_loads_neither_the_sdk_nor_the_engine() -> None:
 def test_every_public_name_resolves() -> None:
     for name in gemini_failover.__all__:
         assert getattr(gemini_failover, name) is not None, name
+
+
+def test_keyword_settings_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the code passes is what it gets (the server's env-over-file order is for
+    Claude Desktop's env block, not for a library call)."""
+    monkeypatch.setenv("GEMINI_FAILOVER_MODELS", "from-the-environment")
+    monkeypatch.setenv("GEMINI_FAILOVER_TOTAL_TIMEOUT", "42")
+    manager = create_manager(api_key="k", models=["pro", "flash"])
+    assert manager.settings.models == ["pro", "flash"]
+    assert manager.settings.total_timeout == 42  # not passed: the environment's
+    with pytest.raises(ConfigError, match="models"):
+        create_manager(api_key="k", models=["pro", "pro"])

@@ -160,7 +160,8 @@ def test_a_remote_cooldown_only_ever_extends() -> None:
     ("category", "retry_after", "kind", "seconds"),
     [
         (Category.RATE_LIMITED, 7.0, CooldownKind.RATE_LIMITED, 7.0),
-        (Category.QUOTA_EXHAUSTED, None, CooldownKind.QUOTA_EXHAUSTED, 3600.0),
+        # per-day: until midnight Pacific, at most the re-probe interval (900 s)
+        (Category.QUOTA_EXHAUSTED, None, CooldownKind.QUOTA_EXHAUSTED, 900.0),
         (Category.MODEL_UNAVAILABLE, None, CooldownKind.UNAVAILABLE, 300.0),
     ],
 )

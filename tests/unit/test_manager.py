@@ -107,6 +107,7 @@ async def test_retry_budget_caps_retries_across_requests_during_an_outage() -> N
         backend,
         retry={"budget_ratio": 0.1, "budget_min_per_second": 0.0, "max_attempts_per_model": 3},
         breaker={"consecutive_failures": 10_000, "minimum_throughput": 10_000},
+        outlier={"consecutive_errors": 10_000, "minimum_requests": 10_000},
     )
     for _ in range(100):
         result = await m.generate(REQ)

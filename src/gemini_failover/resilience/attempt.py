@@ -3,9 +3,12 @@
     async with runner.attempt(req, state) as attempt:
         value = await backend.generate(state.name, request, timeout=attempt.timeout)
 
-On entry: the deadline, a breaker permit and a concurrency slot (shedding when too
-many requests already wait for the model). On exit: the outcome recorded (breaker,
-state store, provenance, AttemptFinished) and the slot released. An upstream failure
+On entry: the deadline, a breaker permit and a slot of the model's adaptive admission
+limit (admission.py; shedding when too many requests already wait for the model); a
+request that waited for its slot while the model went into a rate-limit cool-down
+leaves with :class:`CooledDown` instead of calling it. On exit: the outcome recorded
+(breaker, admission limit, release gate, state store, provenance, AttemptFinished) and
+the slot released. An upstream failure
 leaves the bracket classified, as an :class:`UpstreamFailure`; a cancellation or a
 bug gives the permit back unrecorded (it says nothing of the model) and propagates.
 """
@@ -23,10 +26,19 @@ from gemini_failover.resilience.chain import Chain
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import UPSTREAM_ERRORS, Category, UpstreamFailure, classify
 from gemini_failover.resilience.model import ModelState
-from gemini_failover.resilience.request import BreakerRejected, RequestContext
+from gemini_failover.resilience.request import BreakerRejected, GiveUp, RequestContext
 from gemini_failover.resilience.results import AttemptRecord, RequestFailed
+from gemini_failover.state import CooldownKind
 
 ShedReason = Literal["rate_limited", "overloaded", "deadline"]
+
+
+class CooledDown(GiveUp):
+    """The model went into a rate-limit cool-down while this request waited for a slot:
+    the retry loop waits it out (or moves on); a stream moves on to the next model."""
+
+    def __init__(self) -> None:
+        super().__init__("rate_limited")
 
 
 class AttemptRunner:
@@ -78,11 +90,16 @@ class AttemptRunner:
         permit: Permit,
         exc: BaseException,
         started: float,
+        admitted_epoch: int = 0,
     ) -> UpstreamFailure:
         """Classify an upstream failure (once), record it, and return it typed."""
         c = classify(exc)
         action = c.action
         latency = self.clock.monotonic() - started
+        if c.category is Category.RATE_LIMITED:
+            state.slots.overloaded(admitted_epoch)
+        else:
+            state.gate.failed()
         counts = action.counts_against_breaker
         self.chain.record(state, permit, Outcome.FAILURE if counts else Outcome.IGNORED, latency)
         req.provenance.attempts.append(AttemptRecord(state.name, c.status, c.category.value))
@@ -123,6 +140,7 @@ class Attempt:
     rather than an ``asynccontextmanager`` generator: it is on every call's path."""
 
     __slots__ = (
+        "_epoch",
         "_first_output",
         "_permit",
         "_req",
@@ -139,6 +157,7 @@ class Attempt:
         self._state = state
         self._permit: Permit | None = None
         self._first_output: float | None = None
+        self._epoch = 0  # the admission limit's epoch when the slot was granted
         self.remaining = 0.0  # seconds left of the request once the slot is held
         self.timeout = 0.0  # for a unary call: the attempt timeout, within the deadline
         self.started = 0.0  # monotonic, once the slot is held
@@ -157,6 +176,11 @@ class Attempt:
         if permit is None:
             raise BreakerRejected
         await runner.acquire_slot(req, state, permit)
+        self._epoch = state.slots.epoch
+        if state.cooldown_left(CooldownKind.RATE_LIMITED, clock.time()):
+            state.slots.release()
+            state.breaker.release(permit)
+            raise CooledDown
         remaining = req.deadline - clock.monotonic()  # waiting for the slot took some
         if remaining <= 0:
             state.slots.release()
@@ -177,10 +201,15 @@ class Attempt:
         runner, state, permit = self._runner, self._state, self._permit
         assert permit is not None  # __aenter__ succeeded
         if exc is None:
-            state.slots.release()
             req, now = self._req, runner.clock.monotonic()
             # the breaker judges slowness by the whole call, or a stream's time to first output
             health = (self._first_output if self._first_output is not None else now) - self.started
+            if health >= runner.settings.breaker.slow_call_seconds:
+                state.slots.overloaded(self._epoch)
+            else:
+                state.slots.succeeded()
+            state.slots.release()
+            state.gate.succeeded(runner.clock.time())
             runner.chain.record(state, permit, Outcome.SUCCESS, health)
             req.provenance.attempts.append(AttemptRecord(state.name, "ok"))
             latency = runner.clock.monotonic() - self.started
@@ -190,7 +219,9 @@ class Attempt:
             return
         if isinstance(exc, UPSTREAM_ERRORS):
             try:
-                failure = runner.record_failure(self._req, state, permit, exc, self.started)
+                failure = runner.record_failure(
+                    self._req, state, permit, exc, self.started, self._epoch
+                )
             finally:
                 state.slots.release()
             raise failure from exc

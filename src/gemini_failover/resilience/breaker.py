@@ -169,6 +169,12 @@ class CircuitBreaker:
         if total >= self._s.minimum_throughput and rate >= self._s.failure_rate_threshold:
             self._trip(f"failure rate {rate:.0%} over {total} calls")
 
+    def eject(self, reason: str) -> None:
+        """Open now (outlier ejection, outlier.py), if closed: the break, probes and
+        sustained-health gate then work as for a trip."""
+        if self._snap.state is BreakerState.CLOSED:
+            self._trip(reason)
+
     def _maybe_forgive_trips(self) -> None:
         snap = self._snap
         if snap.trips and self._clock.time() - snap.since >= self._s.reset_trips_after:

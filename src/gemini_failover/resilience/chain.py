@@ -1,6 +1,7 @@
 """A chain of models (primary, then fallbacks) and everything known about each one:
-breaker, cool-downs, profile, which model takes traffic now, and the state other
-instances hand over through the state store.
+breaker (opened by its own rules or by outlier ejection), cool-downs, profile, which
+model takes traffic now, and the state other instances hand over through the state
+store.
 
 Every change to a model's state goes through its Chain, which publishes it (events
 for metrics, logs and health; the store for other instances). The Chain does no I/O
@@ -25,6 +26,7 @@ from gemini_failover.resilience.breaker import (
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import Classification
 from gemini_failover.resilience.model import ModelState
+from gemini_failover.resilience.quota_window import day_quota_cooldown
 from gemini_failover.resilience.results import FailoverRecord
 from gemini_failover.resilience.status import BreakerStatus, ModelStatus, ProfileStatus
 from gemini_failover.state import CooldownKind, StateStore
@@ -137,6 +139,10 @@ class Chain:
         state.breaker.record(permit, outcome, latency)
         if outcome is not Outcome.IGNORED:
             self.store.record_outcome(state.name, outcome is Outcome.FAILURE)
+            if state.breaker.snapshot.state is BreakerState.CLOSED and not permit.probe:
+                eject = state.outlier.record(outcome is Outcome.FAILURE)
+                if eject is not None:
+                    state.breaker.eject(eject)
 
     def failed(self, state: ModelState, c: Classification) -> None:
         """What a failed attempt says about the model, per the error table: a
@@ -145,11 +151,25 @@ class Chain:
         if action.cooldown is not None:
             cd = action.cooldown
             seconds = (c.retry_after if cd.use_retry_after else None) or cd.seconds
-            if seconds is None:
+            if cd.daily:
+                reprobe = self.settings.rate_limit.day_quota_reprobe
+                seconds = day_quota_cooldown(self.clock.time(), c.retry_after, reprobe)
+            elif seconds is None:
                 seconds = self.settings.rate_limit.default_retry_after
             self.set_cooldown(state, cd.kind, seconds)
+            if cd.kind is CooldownKind.RATE_LIMITED:
+                until = state.cooldowns.get(cd.kind, 0.0)
+                state.gate.rate_limited(until, c.retry_after)
         if action.alert_operator:
             self.events.publish(ev.AuthFailure(state.name, c.status, c.message))
+        if c.token_limit is not None:
+            self.learn_input_limit(state, c.token_limit)
+
+    def learn_input_limit(self, state: ModelState, limit: int) -> None:
+        """The model said its input token limit (its 400): route later requests right."""
+        learned = state.learned_input_limit
+        state.learned_input_limit = limit if learned is None else min(learned, limit)
+        state.set_profile(state.profile)
 
     def set_cooldown(self, state: ModelState, kind: CooldownKind, seconds: float) -> None:
         until = self.clock.time() + seconds
@@ -213,6 +233,8 @@ class Chain:
         state = self._by_name.get(model)
         if state is not None and until > state.cooldowns.get(kind, 0.0):
             state.cooldowns[kind] = until
+            if kind is CooldownKind.RATE_LIMITED:
+                state.gate.rate_limited(until, None)
             self._cooldown_changed(kind, until)
 
     def apply_window(self, model: str, bad: int, total: int) -> None:

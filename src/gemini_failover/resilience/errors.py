@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -36,6 +37,7 @@ class Category(enum.StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     AUTH = "auth"
     BAD_REQUEST = "bad_request"  # also: an invalid JSON Schema in the request
+    TOO_LONG = "too_long"  # a 400: the input exceeds the model's token limit (a misfit)
     MODEL_UNAVAILABLE = "model_unavailable"
     BLOCKED = "blocked"
     SEMANTIC = "semantic"
@@ -65,6 +67,9 @@ class Cooldown:
     kind: CooldownKind
     seconds: float | None = None
     use_retry_after: bool = True
+    #: a per-day quota: without a Retry-After, until the next midnight Pacific time,
+    #: re-probed every ``rate_limit.day_quota_reprobe`` s (quota_window.py)
+    daily: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +107,7 @@ POLICY: dict[Category, Action] = {
         False,
         Then.FAIL_OVER,
         counts_against_breaker=False,
-        cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, 3600.0),
+        cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, daily=True),
     ),
     Category.AUTH: Action(
         False,
@@ -113,6 +118,9 @@ POLICY: dict[Category, Action] = {
         "Check GEMINI_API_KEY; the operator has been alerted.",
     ),
     Category.BAD_REQUEST: _FAIL,
+    # A capability misfit, not a bad request: the next model that fits may serve it
+    # (the chain records the limit on the model's profile for later requests).
+    Category.TOO_LONG: Action(False, Then.FAIL_OVER, counts_against_breaker=False),
     # A 404: skip the model for a while (its Retry-After, if any, says nothing of that).
     Category.MODEL_UNAVAILABLE: Action(
         False,
@@ -206,10 +214,20 @@ class Classification:
     status: str  # metrics label, see Upstream.status
     message: str
     retry_after: float | None = None
+    #: TOO_LONG: the model's input token limit, as its 400 stated it
+    token_limit: int | None = None
 
     @property
     def action(self) -> Action:
         return POLICY[self.category]
+
+
+#: Gemini's 400 for a prompt over the input token limit: "The input token count (N)
+#: exceeds the maximum number of tokens allowed (LIMIT)."
+_TOO_LONG = re.compile(
+    r"input token count.*?exceeds the maximum number of tokens allowed \((\d+)\)",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 class UpstreamFailure(Exception):
@@ -254,6 +272,9 @@ def classify(exc: BaseException) -> Classification:
         category = Category.MODEL_UNAVAILABLE
     elif code == 408:
         category = Category.TIMEOUT
+    elif code == 400 and (too_long := _TOO_LONG.search(message)):
+        limit = int(too_long.group(1))
+        return Classification(Category.TOO_LONG, up.status, message, token_limit=limit)
     elif isinstance(code, int) and 400 <= code < 500:
         category = Category.BAD_REQUEST
     else:

@@ -126,10 +126,12 @@ class FailoverManager:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect the state store. Never blocks on the network for long: a store that
-        cannot connect reports itself degraded and the manager serves locally."""
+        """Connect the state store and start fetching the models' limits in the
+        background. Never blocks on the network for long: a store that cannot connect
+        reports itself degraded and the manager serves locally."""
         models = list(dict.fromkeys((*self.chain.names, *self.embedding_chain.names)))
         await self.store.start(self, models)
+        self._profiles.start_all([*self.chain, *self.embedding_chain])
 
     async def fetch_profiles(self, timeout: float = PROFILE_TIMEOUT) -> None:
         """Fetch every model's limits not known yet (models.get, in the background,

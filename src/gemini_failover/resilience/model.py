@@ -1,16 +1,20 @@
-"""One model's live state in a chain: its circuit breaker, cool-downs, profile and
-concurrency slots. Owned and changed by its :class:`~.chain.Chain`; read by the route,
-the attempt bracket and the status report."""
+"""One model's live state in a chain: its circuit breaker, cool-downs, profile, adaptive
+admission limit (``slots``) and the gate that releases waiters after a rate limit.
+Owned and changed by its :class:`~.chain.Chain`; read by the route, the attempt
+bracket and the status report."""
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import replace
 
 from gemini_failover.config import Settings
 from gemini_failover.protocol import ModelInfo
+from gemini_failover.resilience.admission import AdaptiveLimit
 from gemini_failover.resilience.breaker import CircuitBreaker, Transition
 from gemini_failover.resilience.capabilities import ModelProfile
 from gemini_failover.resilience.clock import Clock
+from gemini_failover.resilience.outlier import OutlierDetector
+from gemini_failover.resilience.release import ReleaseGate
 from gemini_failover.state import CooldownKind
 
 ROLES = ("primary", "secondary", "tertiary", "quaternary")
@@ -29,9 +33,12 @@ class ModelState:
     __slots__ = (
         "breaker",
         "cooldowns",
+        "gate",
         "index",
         "info",
+        "learned_input_limit",
         "name",
+        "outlier",
         "profile",
         "role",
         "slots",
@@ -50,14 +57,28 @@ class ModelState:
         self.index = index
         self.role = role_of(index)
         self.breaker = CircuitBreaker(name, settings.breaker, clock, on_transition=on_transition)
+        self.outlier = OutlierDetector(settings.outlier, clock)
         #: wall-clock time each cool-down ends
         self.cooldowns: dict[CooldownKind, float] = {}
         #: what models.get said (None until a fetch succeeded); ``profile`` merges it
         #: with the configuration overrides
         self.info: ModelInfo | None = None
         self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
-        self.slots = asyncio.Semaphore(settings.concurrency.per_model)
+        #: an input token limit learned from the model's own 400 (None: none learned)
+        self.learned_input_limit: int | None = None
+        self.slots = AdaptiveLimit(settings.concurrency)
+        rl = settings.rate_limit
+        self.gate = ReleaseGate(rl.release_min_rate, rl.release_max_rate)
         self.waiting = 0  # requests queued for a slot
+
+    def set_profile(self, profile: ModelProfile) -> None:
+        """Adopt ``profile``, capped by an input token limit the model itself stated."""
+        learned = self.learned_input_limit
+        if learned is not None and (
+            profile.input_token_limit is None or profile.input_token_limit > learned
+        ):
+            profile = replace(profile, input_token_limit=learned, source="learned")
+        self.profile = profile
 
     def cooldown_left(self, kind: CooldownKind, now: float) -> float:
         until = self.cooldowns.get(kind, 0.0)

@@ -1,5 +1,7 @@
-"""Model profiles: each model's limits from ``models.get``, fetched once and lazily in
-the background, merged with the configuration overrides into ``ModelState.profile``."""
+"""Model profiles: each model's limits from ``models.get``, fetched once in the
+background (eagerly from start-up, never blocking it; else when a request first needs
+the model), merged with the configuration overrides and any limit the model stated in
+a 400 (``ModelState.set_profile``) into ``ModelState.profile``."""
 
 from __future__ import annotations
 
@@ -52,6 +54,15 @@ class ProfileFetcher:
                     await asyncio.wait_for(asyncio.shield(task), timeout)
         return state.profile
 
+    def start_all(self, states: list[ModelState]) -> None:
+        """Start fetching every profile not known yet, in the background (start-up:
+        the limits are known before the first long prompt, and start-up never waits)."""
+        now = self._clock.monotonic()
+        for state in states:
+            due = state.info is None and now >= self._retry_at.get(state.name, 0.0)
+            if due and state.name not in self._tasks:
+                self._tasks[state.name] = asyncio.create_task(self._fetch(state))
+
     async def fetch_all(self, states: list[ModelState], timeout: float) -> None:
         """Start fetching every profile not known yet (shared with requests) and wait up
         to ``timeout`` s for them; the fetches go on in the background past it."""
@@ -73,8 +84,10 @@ class ProfileFetcher:
         except UPSTREAM_ERRORS:
             pass  # unknown limits: serve on overrides/defaults, ask again later
         else:
-            state.profile = ModelProfile.build(
-                state.name, state.info, self._settings.model_overrides.get(state.name)
+            state.set_profile(
+                ModelProfile.build(
+                    state.name, state.info, self._settings.model_overrides.get(state.name)
+                )
             )
         finally:
             self._tasks.pop(state.name, None)

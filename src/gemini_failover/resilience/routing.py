@@ -67,6 +67,8 @@ class Route:
                 continue
             if self.left is not None:
                 self._failover(self.left.name, state.name, self.left_reason)
+                if self.left_reason in ("rate_limited", "spill"):  # ramp up, no burst
+                    state.gate.ramp(chain.clock.time(), chain.settings.rate_limit.spill_start_rate)
             return state
         return None
 
@@ -84,7 +86,12 @@ class Route:
         return f"capability: {reason}" if reason else None
 
     def gave_up(self, state: ModelState, reason: str) -> None:
-        self._give_ups.append(f"{state.name}: {reason.replace('_', ' ')}")
+        # a 400 over the model's window (its limit now learned) is a misfit, not an outage
+        too_long = misfit(state.profile, self._needs) if reason == Category.TOO_LONG else None
+        if too_long:
+            self._misfits.append(f"{state.name}: {too_long}")
+        else:
+            self._give_ups.append(f"{state.name}: {reason.replace('_', ' ')}")
         self.left, self.left_reason = state, reason
 
     def _failover(self, from_model: str, to_model: str, reason: str) -> None:

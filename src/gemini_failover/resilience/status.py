@@ -27,7 +27,7 @@ class ProfileStatus:
     json_schema: bool
     function_calling: bool
     system_instruction: bool
-    source: str  # "models.get", "config", "defaults"
+    source: str  # "models.get", "config", "defaults", "learned" (from the model's 400)
     # -- inputs: what the model reads besides text, and the URL-context tool --
     input_modalities: tuple[str, ...] = ("text", "image", "audio", "video", "pdf")
     url_context: bool = True
