@@ -75,7 +75,7 @@ class Thinking:
     """How much the model should think. ``budget`` (tokens) overrides the level where
     the model takes a budget; ``include_thoughts`` asks for thought summaries."""
 
-    level: ThinkingLevel = "medium"
+    level: ThinkingLevel | None = "medium"  # None: the model's own default
     budget: int | None = None
     include_thoughts: bool = False
 

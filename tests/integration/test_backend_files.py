@@ -384,3 +384,35 @@ async def test_text_only_requests_are_unchanged(backend: GeminiBackend, emulator
     [record] = emulator.requests
     assert record.tools == () and record.thinking is None
     assert result.grounding is None and result.thoughts == ""
+
+
+async def test_the_sandbox_opener_refusing_a_changed_file_is_a_bad_request(
+    emulator_server: EmulatorServer, emulator: Emulator, tmp_path: Path
+) -> None:
+    """The server's real opener (the sandbox, re-checking the file) refuses with its own
+    error type: the request gets a bad_request, never a bug."""
+    from gemini_failover.inputs import InputSettings, Roots, load_files
+    from gemini_failover.tools.files import FileInputs
+
+    folder = tmp_path / "allowed"
+    folder.mkdir()
+    report = folder / "report.pdf"
+    report.write_bytes(PDF)
+    loaded = await load_files(
+        [str(report)], Roots([folder]), InputSettings(inline_max_bytes=0), argument="files"
+    )
+    (item,) = loaded.attachments
+    assert isinstance(item, Media) and item.data is None  # path only: uploaded
+    report.write_bytes(PDF + b"changed after the check")
+    inputs = FileInputs(allowed_dirs=[str(folder)])
+    backend = GeminiBackend(
+        api_key="test-key", base_url=emulator_server.base_url, opener=inputs.opener
+    )
+    try:
+        with pytest.raises(gexc.BadRequest) as caught:
+            await backend.generate(MODEL, ask("read it", item), timeout=5)
+    finally:
+        await backend.aclose()
+    assert classify(caught.value).category is Category.BAD_REQUEST
+    assert "report.pdf" in str(caught.value)
+    assert emulator.requests == [] and emulator.files == []

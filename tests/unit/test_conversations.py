@@ -46,6 +46,7 @@ _media = st.builds(
     sha256=st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
     data=st.none() | st.binary(max_size=64),
     path=st.none() | st.text(min_size=1, max_size=40),
+    tokens=st.integers(min_value=0, max_value=10**7),  # routing needs it when sent again
 )
 _attachment = st.builds(TextFile, st.text(max_size=20), st.text(max_size=60)) | _media
 _attachments = st.lists(_attachment, max_size=3).map(tuple)

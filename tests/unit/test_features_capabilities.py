@@ -65,3 +65,20 @@ def test_model_choiceresolves_names_and_aliases() -> None:
     assert resolve(names, {}, None).stop(3) == 3
     with pytest.raises(RequestFailed, match=r"unknown model .x.; choose one of: gemini-2\.5-pro"):
         resolve(names, {}, "x")
+
+
+def test_asking_only_for_thoughts_keeps_the_models_own_thinking_default() -> None:
+    """include_thoughts alone must not change how much the model thinks (no level, no
+    budget sent): the caller asked to see the thoughts, not for more or less of them."""
+    from gemini_failover.gemini.content import thinking_config
+    from gemini_failover.tools.options import Options
+
+    thinking = Options(include_thoughts=True).thinking_config()
+    assert thinking is not None and thinking.level is None and thinking.budget is None
+    for model in ("gemini-2.5-flash", "gemini-3-pro-preview"):
+        assert thinking_config(model, thinking) == {"include_thoughts": True}
+    chosen = Options(thinking="high", include_thoughts=True).thinking_config()
+    assert thinking_config("gemini-2.5-flash", chosen) == {
+        "thinking_budget": 24576,
+        "include_thoughts": True,
+    }

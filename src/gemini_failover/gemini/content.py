@@ -74,6 +74,8 @@ def thinking_config(model: str, thinking: Thinking | None) -> dict[str, Any] | N
     config: dict[str, Any] = {}
     if thinking.budget is not None:
         config["thinking_budget"] = thinking.budget
+    elif thinking.level is None:
+        pass  # the model's own default (e.g. only thought summaries were asked for)
     elif uses_thinking_levels(model):
         config["thinking_level"] = THINKING_LEVELS[thinking.level]
     else:

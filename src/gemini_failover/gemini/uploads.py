@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-#: Reads a path-only Media's content (the server wires the sandbox's re-checking opener).
+#: Reads a path-only Media for upload; raises OSError or ValueError (e.g. the sandbox's
+#: InputError) to refuse it, which the request gets as a bad_request.
 Opener = Callable[[Media], AsyncIterator[bytes]]
 
 #: Gemini keeps uploaded files 48 hours; used when an answer has no expirationTime.
@@ -230,6 +231,8 @@ class FileCache:
                     await asyncio.to_thread(handle.write, chunk)
             except OSError as exc:
                 raise errors.refused(f"{media.label}: cannot be read ({exc.strerror})") from exc
+            except ValueError as exc:  # the opener refuses it (the sandbox: outside, changed)
+                raise errors.refused(str(exc)) from exc
             finally:
                 await asyncio.to_thread(handle.close)
             if size != media.size or digest.hexdigest() != media.sha256.lower():

@@ -27,7 +27,8 @@ def second_opinion(
     extra = f"\n\nContext:\n{_quoted('context', context)}" if context.strip() else ""
     return (
         "Get a second opinion from Gemini on the plan below. Call gemini_generate with "
-        'model="pro" and thinking="high", asking Gemini to act as a sceptical senior '
+        'thinking="high" (and model="pro" when gemini_list_models shows a Pro model), '
+        "asking Gemini to act as a sceptical senior "
         "reviewer: what could go wrong, what is missing, which assumptions are weakest, "
         "and what it would do differently (ranked by impact). Then tell me where Gemini "
         "agrees and disagrees with the plan, and what you would change, citing its "
@@ -44,8 +45,9 @@ def review_code(
     kind = "diff" if code.lstrip().startswith(("diff --git", "--- ", "@@")) else "code"
     what = f" Focus on {focus.strip()}." if focus.strip() else ""
     return (
-        f'Have Gemini review the {kind} below. Call gemini_generate with model="pro" and '
-        'thinking="high", asking for a code review: bugs and edge cases first, then '
+        f"Have Gemini review the {kind} below. Call gemini_generate with "
+        'thinking="high" (and model="pro" when gemini_list_models shows a Pro model), '
+        "asking for a code review: bugs and edge cases first, then "
         "security, error handling, performance and readability, each finding with its "
         f"location (file and line or hunk), why it matters and a concrete fix.{what} "
         "Then list the findings you agree with, most important first, and say which "
@@ -63,8 +65,9 @@ def explain(
 ) -> str:
     who = f" for {audience.strip()}" if audience.strip() else ""
     return (
-        f"Ask Gemini to explain the subject below{who}. If it is a file path, read the "
-        "file and send its content with the question. Call gemini_generate (add "
+        f"Ask Gemini to explain the subject below{who}. If it is a file or folder path, "
+        "pass it in the files argument (an absolute path) rather than pasting it. Call "
+        "gemini_generate (add "
         "google_search=true when the subject is about current tools, versions or events, "
         "so the answer cites its sources) asking for: what it is, how it works, an "
         "example, and the common pitfalls. Then give me the explanation in your own "

@@ -145,6 +145,8 @@ def _encode_attachment(item: Attachment) -> dict[str, Any]:
         doc["d"] = base64.b64encode(item.data).decode("ascii")
     if item.path is not None:
         doc["p"] = item.path
+    if item.tokens:
+        doc["tk"] = item.tokens  # optional: routing needs the estimate when sent again
     return doc
 
 
@@ -162,6 +164,7 @@ def _decode_attachment(doc: Any) -> Attachment:
             sha256=_str(doc["h"]),
             data=None if data is None else base64.b64decode(_str(data), validate=True),
             path=None if path is None else _str(path),
+            tokens=_int(doc.get("tk", 0)),
         )
     raise CodecError(f"unknown attachment kind {kind!r}")
 

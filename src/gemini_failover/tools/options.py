@@ -87,7 +87,7 @@ class Options:
         if self.thinking is None and self.thinking_budget is None and not self.include_thoughts:
             return None
         return Thinking(
-            level=self.thinking or "medium",
+            level=self.thinking,  # None: the model's default (only thoughts asked for)
             budget=self.thinking_budget,
             include_thoughts=self.include_thoughts,
         )
