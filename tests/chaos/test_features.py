@@ -193,3 +193,19 @@ async def test_health_and_metrics_count_requests_per_capability(h: Harness) -> N
         'dualmodelmanager_capability_requests_total{capability="google_search",outcome="ok"} 1.0'
         in exposition
     )
+
+
+async def test_a_broken_stream_with_failover_false_continues_on_the_chosen_model(
+    h: Harness,
+) -> None:
+    """A healthy later model must not make the stream give up on the chosen one: the
+    caller forbade using it, so the break is continued where it happened."""
+    h.emulator.configure("primary", faults=[cut(3)])
+    m = await h.manager()
+    stream = m.stream(GenerationRequest.from_prompt(PROMPT), failover=False)
+    text = "".join([d async for d in stream])
+    assert stream.result is not None
+    assert stream.result.provenance.served_by == "primary"
+    assert {a.model for a in stream.result.provenance.attempts} == {"primary"}
+    assert h.calls("fallback") == 0
+    assert text == stream.result.text

@@ -113,10 +113,12 @@ class Chain:
                     self.events.publish(ev.ActiveModelChanged(state.name, previous))
                 return
 
-    def usable_after(self, state: ModelState) -> bool:
-        """Is there a later model in this chain that could take traffic now?"""
+    def usable_after(self, state: ModelState, stop: int | None = None) -> bool:
+        """Is there a later model in this chain (before index ``stop``: the request's
+        model choice) that could take traffic now?"""
         now = self.clock.time()
-        return any(self.taking_traffic(s, now) for s in self.states[state.index + 1 :])
+        later = self.states[state.index + 1 : stop]
+        return any(self.taking_traffic(s, now) for s in later)
 
     def earliest_recovery(self) -> float | None:
         """Seconds until the first model's breaker or cool-down ends, if any."""

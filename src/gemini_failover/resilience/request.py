@@ -15,6 +15,8 @@ class RequestContext:
     deadline: float  # monotonic
     provenance: Provenance
     semantic_failures: dict[str, int] = field(default_factory=dict)  # per model
+    #: One past the last chain index the request may use (model choice; None: all).
+    stop: int | None = None
 
 
 class GiveUp(Exception):

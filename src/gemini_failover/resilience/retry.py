@@ -171,7 +171,7 @@ class Retrier:
             return
         rl = self._settings.rate_limit
         if chain_has_next is None:
-            chain_has_next = self.runner.chain.usable_after(state)
+            chain_has_next = self.runner.chain.usable_after(state, req.stop)
         cooling = state.cooldown_left(CooldownKind.RATE_LIMITED, clock.time())
         if chain_has_next and rl.spill_fraction > 0 and self._rng.random() < rl.spill_fraction:
             raise GiveUp("spill")

@@ -46,6 +46,7 @@ class Route:
         # Model choice: start at the chosen model, fail over only to later ones.
         self._index = choice.start
         self._stop = choice.stop(len(chain))
+        req.stop = self._stop  # what "a later model" means for this request's retries
 
     async def next(self) -> ModelState | None:
         """The next model to try, or None when the chain is used up. (A method, not an

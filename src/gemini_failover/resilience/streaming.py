@@ -198,7 +198,7 @@ class ManagedStream:
         this model sent text continues on the next usable model (GiveUp), or, when it
         is the last one, is retried here as a continuation of what was sent."""
         retrier, req = self._e.retrier, self._req
-        usable_after = retrier.runner.chain.usable_after(state)
+        usable_after = retrier.runner.chain.usable_after(state, req.stop)
         await retrier.wait_out_rate_limit(req, state, usable_after)
         try:
             async for attempt in retrier.retrying(req, state):
