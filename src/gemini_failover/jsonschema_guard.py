@@ -331,7 +331,10 @@ class _Graph:
                 resolved = referencing.jsonschema.lookup_recursive_ref(resolver)
             else:
                 resolved = resolver.lookup(ref)
-        except Unresolvable:
+        # referencing walks a JSON pointer into whatever it finds: a pointer through a
+        # boolean or a string ('#/$defs/a/items' with a: false) fails with the
+        # container's own error rather than Unresolvable.
+        except (Unresolvable, TypeError, KeyError, IndexError):
             raise SchemaRefused(
                 f"schema has {keyword} {ref!r} at {where}, which points nowhere inside the "
                 "schema; only references to the schema's own parts (such as '#/$defs/item') "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from mcp import Client
 from mcp.types import CallToolResult, TextContent
 
@@ -87,11 +88,16 @@ async def test_thinking_on_a_model_that_thinks(client: Client) -> None:
     assert out["thoughts"] and out["thoughts"] not in text
 
 
+@pytest.fixture
+def fallback_cannot_think(emulator: Emulator) -> None:
+    """Before the server starts (it fetches every model's profile at start-up)."""
+    emulator.configure(FALLBACK, profile={"thinking": "none"})
+
+
 async def test_thinking_is_a_misfit_on_a_model_that_does_not(
-    client: Client, emulator: Emulator
+    fallback_cannot_think: None, client: Client, emulator: Emulator
 ) -> None:
     emulator.configure(PRIMARY, faults=[DOWN])
-    emulator.configure(FALLBACK, profile={"thinking": "none"})
     result = await client.call_tool("gemini_generate", {"prompt": PROMPT, "thinking": "low"})
     message = assert_clear_error(result, "gemini_generate")
     assert f"{FALLBACK}: no thinking" in message

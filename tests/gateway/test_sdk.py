@@ -151,16 +151,20 @@ async def test_models_list_and_get_show_the_aliases_and_chains(gateway: Gateway)
 async def test_a_rate_limit_shed_is_the_sdks_429_with_the_retry_delay(
     gateway: Gateway, emulator: EmulatorServer
 ) -> None:
-    emulator.emulator.configure(
-        PRIMARY, faults=[{"kind": "status", "code": 429, "retry_after": 30}]
-    )
+    # Every model rate limited for longer than the wait allowed: only then is it shed
+    # (a primary alone past the max wait spills to the fallback, see the error table).
+    for model in (PRIMARY, FALLBACK):
+        emulator.emulator.configure(
+            model, faults=[{"kind": "status", "code": 429, "retry_after": 30}]
+        )
     with pytest.raises(errors.ClientError) as caught:
         await gateway.client().aio.models.generate_content(model="auto", contents=PROMPT)
     exc = caught.value
     assert exc.code == 429 and exc.status == "RESOURCE_EXHAUSTED"
     details = exc.details["error"]["details"]
     assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"} in details
-    assert emulator.emulator.count(model=FALLBACK) == 0  # no stampede on the fallback
+    for model in (PRIMARY, FALLBACK):  # each asked once, none hammered
+        assert emulator.emulator.count(model=model, action="generate") == 1
 
 
 async def test_a_shed_is_a_429_for_streams_too(gateway: Gateway, emulator: EmulatorServer) -> None:
@@ -189,7 +193,7 @@ async def test_upstream_auth_failure_is_a_502_that_never_shows_the_upstream_key(
     assert caught.value.code == 502
     assert "credentials were rejected" in (caught.value.message or "")
     assert UPSTREAM_KEY not in str(caught.value.details)
-    assert emulator.emulator.count(model=FALLBACK) == 0  # an auth failure never fails over
+    assert emulator.emulator.count(model=FALLBACK, action="generate") == 0  # an auth failure never fails over
 
 
 async def test_no_capable_model_is_a_400(emulator: EmulatorServer) -> None:
@@ -239,7 +243,7 @@ async def test_a_refusal_is_an_answer_with_finish_reason_safety(
     assert response.candidates is not None
     assert response.candidates[0].finish_reason == types.FinishReason.SAFETY
     assert response.text is None
-    assert emulator.emulator.count(model=FALLBACK) == 0
+    assert emulator.emulator.count(model=FALLBACK, action="generate") == 0
 
 
 async def test_a_client_that_goes_away_mid_stream_closes_the_upstream_stream(

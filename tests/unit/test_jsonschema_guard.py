@@ -453,3 +453,11 @@ def test_property_static_expansion_bounds_the_real_work(schema: Any, instance: A
         with contextlib.suppress(AnswerInvalid):
             validate_answer(prepared, _json(instance))
     assert evaluations <= nodes_of(instance) * prepared.expansion
+
+
+def test_a_pointer_through_a_boolean_schema_is_refused_not_a_crash() -> None:
+    """Found by the property test: '#/$defs/a/items' where a is `false` made the
+    reference library fail with TypeError (an unexpected error for the client)."""
+    schema = {"$defs": {"a": False}, "anyOf": [{"$ref": "#/$defs/a/items"}]}
+    with pytest.raises(SchemaRefused, match="points nowhere inside the schema"):
+        check(schema)

@@ -31,6 +31,7 @@ STATUS_FOR: dict[Category, int] = {
     Category.OVERLOADED: 429,  # shed: too many requests queued for a model
     Category.QUOTA_EXHAUSTED: 429,
     Category.NO_CAPABLE_MODEL: 400,  # no model in the chain fits the request
+    Category.TOO_LONG: 400,  # the input is over the model's token limit
     Category.BAD_REQUEST: 400,  # upstream rejected the request itself
     Category.AUTH: 502,  # upstream rejected the gateway's credentials
     Category.TIMEOUT: 504,  # the request's deadline passed
