@@ -193,7 +193,8 @@ async def test_upstream_auth_failure_is_a_502_that_never_shows_the_upstream_key(
     assert caught.value.code == 502
     assert "credentials were rejected" in (caught.value.message or "")
     assert UPSTREAM_KEY not in str(caught.value.details)
-    assert emulator.emulator.count(model=FALLBACK, action="generate") == 0  # an auth failure never fails over
+    # an auth failure never fails over
+    assert emulator.emulator.count(model=FALLBACK, action="generate") == 0
 
 
 async def test_no_capable_model_is_a_400(emulator: EmulatorServer) -> None:
