@@ -39,6 +39,8 @@ async def measure(base_url: str, runs: int) -> str:
         models=["bench-primary", "bench-fallback"],
         retry={"max_attempts_per_model": 1},
         breaker={"consecutive_failures": 1_000_000, "minimum_throughput": 1_000_000},
+        # every stream is cut on purpose: the primary must not be ejected as an outlier
+        outlier={"consecutive_errors": 1_000_000, "minimum_requests": 1_000_000},
     )
     manager = FailoverManager(settings, GeminiBackend(api_key="bench", base_url=base_url))
     direct = GeminiBackend(api_key="bench", base_url=base_url)

@@ -388,3 +388,13 @@ async def test_the_server_keeps_threads_in_redis_when_configured_else_here() -> 
     assert shared.backend == "redis" and shared.settings == settings  # no I/O yet
     assert "pw" not in repr(shared)
     await shared.aclose()
+
+
+async def test_a_burst_of_stateless_calls_does_not_push_out_a_continued_thread() -> None:
+    store = MemoryConversationStore(ConversationSettings(memory_max_conversations=3))
+    kept = (await store.create(exchange(0))).conversation_id
+    await store.append(kept, exchange(1))  # continued: two exchanges
+    for i in range(10):  # stateless calls: one exchange each, all newer than `kept`
+        await store.create(exchange(100 + i))
+    assert len(store) == 3
+    assert len((await store.load(kept)).exchanges) == 2

@@ -283,11 +283,15 @@ class _Thread:
     dropped: int = 0
 
 
+#: How many of the least recently used threads eviction looks at for a stateless one.
+EVICTION_SCAN = 64
+
+
 class MemoryConversationStore:
     """Threads in this process (the default store): lost on restart, not shared. At
     most ``memory_max_conversations`` are kept; beyond that the least recently used
-    one is forgotten (and reads as expired). Every method runs without awaiting, so
-    appends are atomic on the event loop."""
+    one never continued is forgotten first (and reads as expired). Every method runs
+    without awaiting, so appends are atomic on the event loop."""
 
     def __init__(
         self, settings: ConversationSettings | None = None, *, clock: Clock | None = None
@@ -311,7 +315,7 @@ class MemoryConversationStore:
         stored = self._encode(exchange) if exchange is not None else None
         self._expire()
         while len(self._threads) >= self._settings.memory_max_conversations:
-            self._threads.popitem(last=False)
+            self._evict_one()
         conversation_id = new_conversation_id()
         now = self._clock.time()
         thread = _Thread(collections.deque(), now, now, self._deadline())
@@ -385,6 +389,19 @@ class MemoryConversationStore:
         thread.expires = self._deadline()
         self._threads.move_to_end(conversation_id)
         return thread
+
+    def _evict_one(self) -> None:
+        """Make room: forget the least recently used thread that was never continued
+        (one exchange: every stateless call leaves one), looking at the oldest few
+        only (bounded work); failing that, the least recently used one. A burst of
+        stateless calls then does not push out the conversations people continue."""
+        for seen, (conversation_id, thread) in enumerate(self._threads.items()):
+            if seen >= EVICTION_SCAN:
+                break
+            if len(thread.exchanges) <= 1:
+                del self._threads[conversation_id]
+                return
+        self._threads.popitem(last=False)
 
     def _expire(self) -> None:
         """Forget expired threads: they sit in least-recently-used order, so the
