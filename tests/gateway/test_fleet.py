@@ -4,19 +4,16 @@ which then keeps its traffic off the sick model without calling it once."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 
 import httpx2
 import pytest
-from redis.client import Redis as SyncRedis
-from redis.exceptions import RedisError
 
 from gemini_failover.emulator import EmulatorServer
 from gemini_failover.resilience import events as ev
 from tests.gateway.conftest import FALLBACK, KEY, PRIMARY, gateway_settings, run_gateway
-from tests.redis.server import RedisProcess
+from tests.redis.server import shared_or_private_redis
 
 pytestmark = pytest.mark.redis
 
@@ -27,20 +24,8 @@ GENERATE = "/v1beta/models/auto:generateContent"
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
     """``$REDIS_URL`` (CI), else a private redis-server (as tests/redis does)."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        try:
-            SyncRedis.from_url(url, socket_connect_timeout=2).ping()
-        except RedisError as exc:
-            pytest.fail(f"REDIS_URL is set but Redis does not answer: {type(exc).__name__}")
+    with shared_or_private_redis() as url:
         yield url
-        return
-    server = RedisProcess()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.close()
 
 
 async def _post(base_url: str) -> httpx2.Response:

@@ -8,38 +8,24 @@ that a test may kill and restart (outage tests).
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
 from redis.client import Redis as SyncRedis
-from redis.exceptions import RedisError
 
 from gemini_failover.state.redis import RedisStateStore
 from tests.redis.helpers import Changes, ObservedStore, StoreFactory
-from tests.redis.server import RedisProcess
+from tests.redis.server import RedisProcess, shared_or_private_redis
 
 pytestmark = pytest.mark.redis
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    url = os.environ.get("REDIS_URL")
-    if url:
-        try:
-            SyncRedis.from_url(url, socket_connect_timeout=2).ping()
-        except RedisError as exc:
-            pytest.fail(f"REDIS_URL is set but Redis does not answer: {type(exc).__name__}")
+    with shared_or_private_redis() as url:
         yield url
-        return
-    server = RedisProcess()
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.close()
 
 
 @pytest.fixture

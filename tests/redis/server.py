@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis.client import Redis as SyncRedis
+from redis.exceptions import RedisError
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -88,3 +92,23 @@ class RedisProcess:
 
     def client(self, password: str | None = None) -> SyncRedis:
         return SyncRedis(host="127.0.0.1", port=self.port, password=password)
+
+
+@contextlib.contextmanager
+def shared_or_private_redis() -> Iterator[str]:
+    """``$REDIS_URL`` (CI starts one) when set, which must answer; else a private
+    redis-server for as long as the context lasts."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        try:
+            SyncRedis.from_url(url, socket_connect_timeout=2).ping()
+        except RedisError as exc:
+            pytest.fail(f"REDIS_URL is set but Redis does not answer: {type(exc).__name__}")
+        yield url
+        return
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.close()
