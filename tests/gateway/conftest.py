@@ -22,26 +22,13 @@ from gemini_failover.emulator import Emulator, EmulatorServer
 from gemini_failover.gateway import build_gateway_app, gateway_security
 from gemini_failover.server.runtime import Runtime
 from gemini_failover.server.serve import bind, url_of
+from tests.e2e.conftest import FAST  # the same scaled-down thresholds as the MCP e2e tests
 
 PRIMARY, FALLBACK = "pro", "flash"
 EMBEDDING = "embedder"
 KEY = "gateway-client-key"
 #: The upstream key: must never reach a gateway client.
 UPSTREAM_KEY = "upstream-canary-3f9a"
-
-FAST: dict[str, Any] = {
-    "attempt_timeout": 2.0,
-    "stream_idle_timeout": 2.0,
-    "total_timeout": 5.0,
-    "retry": {
-        "max_attempts_per_model": 2,
-        "backoff_initial": 0.002,
-        "backoff_max": 0.01,
-        "budget_min_per_second": 100.0,
-    },
-    "breaker": {"consecutive_failures": 3, "break_seconds": 30, "sustained_health_seconds": 0.1},
-    "rate_limit": {"default_retry_after": 0.05},
-}
 
 
 def gateway_settings(base_url: str, **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
 
 from .inputs import PartInfo, ThinkingConfig, parse_parts, parse_thinking, tool_names
@@ -51,19 +51,7 @@ Action = Literal[
     "file_list",
     "file_delete",
 ]
-ACTIONS: tuple[Action, ...] = (
-    "generate",
-    "stream",
-    "count_tokens",
-    "embed",
-    "get",
-    "list",
-    "upload",
-    "upload_data",
-    "file_get",
-    "file_list",
-    "file_delete",
-)
+ACTIONS: tuple[Action, ...] = get_args(Action)
 
 #: ``models/{m}:{verb}`` -> action.
 VERB_ACTIONS: dict[str, Action] = {
