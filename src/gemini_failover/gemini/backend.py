@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from gemini_failover.gemini import errors
+from gemini_failover.gemini import errors, wire
 from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
 from gemini_failover.gemini.content import render_contents, thinking_config
 from gemini_failover.gemini.uploads import DEFAULT_REUSE_MARGIN, FileCache, Opener
@@ -141,16 +141,23 @@ class GeminiBackend:
         opener: Opener | None = None,
         upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
         spool_dir: str | None = None,
+        direct: bool = True,
     ) -> None:
         """``opener`` reads a path-only ``Media`` for the Files API (without one such
         media are refused); an upload is reused until ``upload_reuse_margin`` seconds
         before it expires; content to upload is spooled to a private temporary file in
-        ``spool_dir`` (default: the system's temporary directory) while it is sent."""
+        ``spool_dir`` (default: the system's temporary directory) while it is sent.
+        ``direct``: plain text requests skip the SDK's models (:mod:`.wire`)."""
         self._api_key = api_key
         self._base_url = base_url
         self._api_version = api_version
         self._client: genai.Client | None = None
         self._info_cache: dict[str, ModelInfo] = {}
+        self._wire = (
+            wire.WireClient(api_key=api_key, base_url=base_url, api_version=api_version)
+            if direct and not wire.vertex_from_environment()
+            else None
+        )
         self._files = FileCache(
             self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
         )
@@ -183,6 +190,8 @@ class GeminiBackend:
 
     async def aclose(self) -> None:
         await self._files.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
         if self._client is not None:
             await self._client.aio.aclose()
             self._client = None
@@ -261,6 +270,12 @@ class GeminiBackend:
     async def generate(
         self, model: str, request: GenerationRequest, *, timeout: float
     ) -> GenerationResult:
+        if self._wire is not None and wire.is_plain(request):
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._wire.generate(model, request)
+            except errors.catchable() as exc:
+                raise _normalised(exc) from exc
         config = self._config(model, request)
 
         async def call(contents: list[dict[str, Any]]) -> genai_types.GenerateContentResponse:
@@ -333,6 +348,10 @@ class GeminiBackend:
 
         async def read() -> None:
             try:
+                if self._wire is not None and wire.is_plain(request):
+                    async for event in self._wire.stream(model, request):
+                        queue.put_nowait(event)
+                    return
                 iterator, head = await self._with_contents(
                     request.contents, request.urls, first, timeout=timeout
                 )
@@ -364,20 +383,24 @@ class GeminiBackend:
                     break
                 if isinstance(item, _Failed):
                     raise _normalised(item.exc) from item.exc
-                text, thoughts, reason = self._read(item)
-                answered = answered or bool(item.candidates)
-                if reason is not None:
+                try:  # decoded events (the direct path) or the SDK's responses
+                    read_one = wire.read_chunk if isinstance(item, dict) else wire.sdk_chunk
+                    chunk = read_one(item)
+                except errors.catchable() as exc:
+                    raise _normalised(exc) from exc
+                answered = answered or chunk.answered
+                if chunk.reason is not None:
                     finished = True
-                streamed.append(text)
-                metadata = self._grounding_metadata(item)
+                streamed.append(chunk.text)
+                metadata = chunk.grounding
                 grounding = grounding_of(metadata, "".join(streamed)) if metadata else None
-                if text or thoughts or grounding or reason is not None:
+                if chunk.text or chunk.thoughts or grounding or chunk.reason is not None:
                     yield StreamChunk(
-                        text=text,
-                        finish_reason=reason,
-                        usage=usage_of(item),
+                        text=chunk.text,
+                        finish_reason=chunk.reason,
+                        usage=chunk.usage,
                         grounding=grounding,
-                        thoughts=thoughts,
+                        thoughts=chunk.thoughts,
                     )
         finally:
             reader.cancel()
