@@ -60,10 +60,12 @@ from gemini_failover.gateway.routing import ChainRouter, Target
 from gemini_failover.protocol import GenerationRequest, Turn, Usage
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
-from gemini_failover.server.http import Security, SecurityMiddleware, probe_routes
+from gemini_failover.server.http import OPEN_PATHS, Security, SecurityMiddleware, probe_routes
 from gemini_failover.server.runtime import Runtime
+from gemini_failover.tracing_switch import tracing_configured
 
 if TYPE_CHECKING:
+    from gemini_failover.gateway.tracing import RequestTracer
     from gemini_failover.resilience.manager import FailoverManager
 
 __all__ = ["API_VERSIONS", "MAX_BODY_BYTES", "GeminiGateway", "build_gateway_app"]
@@ -98,9 +100,15 @@ class GeminiGateway:
     """The Gemini API over one runtime's failover manager."""
 
     def __init__(
-        self, runtime: Runtime, router: ChainRouter, *, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        runtime: Runtime,
+        router: ChainRouter,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self.runtime = runtime
+        self.tracer = tracer  # None: tracing is off
         self.router = router
         self.max_body_bytes = max_body_bytes
         self.tracker = ProgressTracker()
@@ -182,6 +190,8 @@ class GeminiGateway:
             await _reply(replier, invalid_argument("Invalid JSON payload received."))
             return
         verb, model, watch = route.verb, route.model, _Watch()
+        request: GenerationRequest | None = None
+        texts: tuple[str, ...] = ()  # what the span records as input (trace_content)
         try:
             if route.action in ("generate", "stream"):
                 request = mapping.generation_request(body, model)
@@ -190,13 +200,19 @@ class GeminiGateway:
                 else:
                     work = self._stream(replier, request, target, _alt(scope), watch)
             elif route.action == "count_tokens":
-                work = self._count(replier, mapping.count_tokens_contents(body, model), target)
+                contents = mapping.count_tokens_contents(body, model)
+                texts = tuple(turn.text for turn in contents)
+                work = self._count(replier, contents, target)
             else:
                 call = mapping.embed_call(body, model, batch=verb == "batchEmbedContents")
+                texts = call.texts
                 work = self._embed(replier, call)
         except MappingError as exc:
             await _reply(replier, exc.reply)
             return
+        if self.tracer is not None:
+            start, chain = target.first, target.chain
+            work = self.tracer.traced(work, route.action, start, chain, request, texts)
         await _until_disconnect(receive, work, watch)
 
     # -- the calls -------------------------------------------------------------------------
@@ -215,6 +231,8 @@ class GeminiGateway:
         body = mapping.generate_response(
             result.text, result.finish_reason, result.usage, model_version=served, response_id=rid
         )
+        if self.tracer is not None:
+            self.tracer.answered(result.usage, result.finish_reason, served, result.text)
         await replier.json(200, body, headers_of(rid, prov))
 
     async def _failed(
@@ -269,6 +287,8 @@ class GeminiGateway:
         stream = self._manager().stream(request, request_id=rid, start_at=target.first)
         deltas: AsyncIterator[str] = aiter(stream)
         frames = _Frames(replier, sse)
+        # the answer, for the span (only when it records content)
+        seen: list[str] | None = [] if self.tracer and self.tracer.record_content else None
         try:
             try:
                 first = await anext(deltas)
@@ -283,11 +303,15 @@ class GeminiGateway:
                 first = ""
             await self._start_stream(frames, rid, progress)
             if first:
+                if seen is not None:
+                    seen.append(first)
                 await frames.send(
                     mapping.text_chunk(first, model_version=progress.model, response_id=rid)
                 )
             try:
                 async for delta in deltas:
+                    if seen is not None:
+                        seen.append(delta)
                     chunk = mapping.text_chunk(delta, model_version=progress.model, response_id=rid)
                     await frames.send(chunk)
             except RequestFailed as exc:
@@ -297,6 +321,9 @@ class GeminiGateway:
             result = stream.result
             served = (result.provenance.served_by if result else None) or progress.model
             finish, usage = (result.finish_reason, result.usage) if result else ("STOP", None)
+            if self.tracer is not None:
+                text = "".join(seen) if seen is not None else None
+                self.tracer.answered(usage, finish, served, text)
             last = mapping.final_chunk(
                 finish, usage or _NO_USAGE, model_version=served, response_id=rid
             )
@@ -430,9 +457,20 @@ def build_gateway_app(
         settings.embedding_models,
         aliases if aliases is not None else settings.gateway_aliases,
     )
-    api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes)
-    app = Starlette(
+    tracer: RequestTracer | None = None
+    if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask
+        from gemini_failover.gateway.tracing import RequestTracer
+
+        tracer = RequestTracer(record_content=settings.trace_content)
+    api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes, tracer=tracer)
+    app: ASGIApp = Starlette(
         routes=[*probe_routes(runtime), *api.routes()],
         exception_handlers={HTTPException: _not_found},
     )
-    return SecurityMiddleware(KeyCheck(app, keys), security)
+    app = KeyCheck(app, keys)
+    if tracer is not None:
+        from gemini_failover.gateway.tracing import GatewaySpans
+
+        # inside the Host/Origin guard, outside the key check: refused keys are traced
+        app = GatewaySpans(app, skip=OPEN_PATHS | {"/metrics"})
+    return SecurityMiddleware(app, security)
