@@ -119,7 +119,8 @@ async def test_a_failed_over_request_is_one_trace_under_the_callers_traceparent(
     assert got["gen_ai.response.finish_reasons"] == ("STOP",)
     assert got["gemini_failover.failovers"] == 1
     assert got["gemini_failover.chain"] == (PRIMARY, FALLBACK)
-    headers = response.sdk_http_response.headers if response.sdk_http_response else {}
+    assert response.sdk_http_response is not None
+    headers = response.sdk_http_response.headers or {}
     assert got["gemini_failover.request_id"] == headers["x-gemini-failover-request-id"]
     assert "gen_ai.input.messages" not in got and "gen_ai.output.messages" not in got
     assert [e.name for e in request.events].count("failover") == 1
