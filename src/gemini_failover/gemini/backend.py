@@ -155,7 +155,7 @@ class GeminiBackend:
         self._info_cache: dict[str, ModelInfo] = {}
         self._wire = (
             wire.WireClient(api_key=api_key, base_url=base_url, api_version=api_version)
-            if direct and not wire.vertex_from_environment()
+            if direct and wire.available()
             else None
         )
         self._files = FileCache(

@@ -30,8 +30,9 @@ from gemini_failover.protocol import GenerationRequest, GenerationResult, Usage
 from gemini_failover.resilience.errors import EmptyResponse, ResponseBlocked
 
 if TYPE_CHECKING:
-    import httpx2
     from google.genai import types as genai_types
+
+    from gemini_failover.gemini.http1 import Response
 
 __all__ = [
     "BLOCK_REASONS",
@@ -53,10 +54,14 @@ BLOCK_REASONS = frozenset(
 )
 
 
-def vertex_from_environment() -> bool:
-    """Whether the SDK would talk to Vertex AI (GOOGLE_GENAI_USE_VERTEXAI): its URLs
-    are not the Developer API's, so the direct path stays off."""
-    return os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true")
+def available() -> bool:
+    """Whether the direct path may be used in this environment: not when the SDK would
+    talk to Vertex AI (GOOGLE_GENAI_USE_VERTEXAI: other URLs), nor through a proxy
+    (the SDK's client honours the proxy variables; :mod:`.http1` does not)."""
+    from gemini_failover.gemini.http1 import proxied
+
+    vertex = os.environ.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in ("1", "true")
+    return not vertex and not proxied()
 
 
 def is_plain(request: GenerationRequest) -> bool:
@@ -193,45 +198,32 @@ def read_chunk(data: Any) -> Chunk:
 
 
 class WireClient:
-    """Posts Gemini JSON to one endpoint over one pooled connection pool. Cheap to
-    construct; the HTTP client is created on first use."""
+    """Posts Gemini JSON to one endpoint over keep-alive connections (:mod:`.http1`).
+    Cheap to construct: no I/O until the first call."""
 
     def __init__(self, *, api_key: str, base_url: str | None, api_version: str) -> None:
+        from gemini_failover.gemini.http1 import Origin
+
         base = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
-        self._root = f"{base.rstrip('/')}/{api_version}/models/"
-        self._api_key = api_key
-        self._client: httpx2.AsyncClient | None = None
-        self._headers: dict[str, str] = {}
+        headers = {"content-type": "application/json", "x-goog-api-key": api_key}
+        headers.update(_library_headers())
+        self._origin = Origin(base, headers)
+        self._models = f"/{api_version}/models/"
 
     def __repr__(self) -> str:  # never show the key
-        return f"WireClient(root={self._root!r})"
-
-    def _http(self) -> httpx2.AsyncClient:
-        if self._client is None:
-            import httpx2
-            from google.genai._api_client import append_library_version_headers
-
-            headers = {"content-type": "application/json", "x-goog-api-key": self._api_key}
-            append_library_version_headers(headers)  # the SDK's user-agent headers
-            self._client = httpx2.AsyncClient(
-                headers=headers,
-                timeout=None,  # the caller's asyncio timeout bounds every call
-                limits=httpx2.Limits(max_connections=None, max_keepalive_connections=256),
-            )
-        return self._client
+        return f"WireClient(host={self._origin.host!r})"
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        self._origin.close()
 
     async def generate(self, model: str, request: GenerationRequest) -> GenerationResult:
-        response = await self._http().post(
-            f"{self._root}{model}:generateContent", content=request_body(request)
+        response = await self._origin.post(
+            f"{self._models}{model}:generateContent", request_body(request)
         )
-        if response.status_code != 200:
-            await _raise_for(response)
-        data = json.loads(response.content)
+        content = await response.read()
+        if response.status != 200:
+            await _raise_for(response, content)
+        data = json.loads(content)
         if needs_sdk_reader(data):
             result, reason = _sdk_result(data)
         else:
@@ -249,14 +241,14 @@ class WireClient:
 
     async def stream(self, model: str, request: GenerationRequest) -> AsyncIterator[Any]:
         """The stream's events, decoded (dicts); an error event raises."""
-        http = self._http()
-        url = f"{self._root}{model}:streamGenerateContent?alt=sse"
-        upstream = http.build_request("POST", url, content=request_body(request))
-        response = await http.send(upstream, stream=True)
+        response = await self._origin.post(
+            f"{self._models}{model}:streamGenerateContent?alt=sse", request_body(request)
+        )
+        if response.status != 200:
+            await _raise_for(response, await response.read())
+        body = response.stream()
         try:
-            if response.status_code != 200:
-                await _raise_for(response)
-            async for event in _events(response):
+            async for event in _events(body):
                 data = json.loads(event)
                 if isinstance(data, dict) and "error" in data:
                     from google.genai import errors as genai_errors
@@ -267,29 +259,47 @@ class WireClient:
                     await genai_errors.APIError.raise_error_async(status, data, response)
                 yield data
         finally:
-            await response.aclose()
+            await body.aclose()
 
 
-async def _events(response: httpx2.Response) -> AsyncIterator[str]:
-    """SSE ``data:`` payloads (and an error body sent as plain JSON lines), as the
-    SDK splits them."""
+def _library_headers() -> dict[str, str]:
+    """The SDK's user-agent and x-goog-api-client headers (as its own calls send)."""
+    from google.genai._api_client import append_library_version_headers
+
+    headers: dict[str, str] = {}
+    append_library_version_headers(headers)
+    return headers
+
+
+async def _events(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """SSE ``data:`` payloads (and an error body sent as plain JSON lines), split as
+    the SDK splits them."""
     data: list[str] = []
     raw: list[str] = []
-    async for line in response.aiter_lines():
-        line = line.rstrip("\r\n")
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-            continue
-        if line.startswith("data: "):
-            data.append(line[6:])
-            continue
-        raw.append(line)
-        joined = "\n".join(raw)
-        if _balanced(joined):
-            raw = []
-            yield joined
+    pending = b""
+    async for chunk in body:
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for encoded in lines:
+            line = encoded.decode("utf-8", "replace").rstrip("\r")
+            if not line:
+                if data:
+                    yield "\n".join(data)
+                    data = []
+                continue
+            if line.startswith("data: "):
+                data.append(line[6:])
+                continue
+            raw.append(line)
+            joined = "\n".join(raw)
+            if _balanced(joined):
+                raw = []
+                yield joined
+    tail = pending.decode("utf-8", "replace").rstrip("\r")
+    if tail.startswith("data: "):
+        data.append(tail[6:])
+    elif tail:
+        raw.append(tail)
     if raw:
         yield "\n".join(raw)
     if data:
@@ -313,13 +323,18 @@ def _balanced(text: str) -> bool:
     return depth == 0 and "{" in text
 
 
-async def _raise_for(response: httpx2.Response) -> None:
-    """Raise the SDK's APIError for an error answer (its message, status and details,
-    exactly as the SDK path reports them)."""
+async def _raise_for(response: Response, content: bytes) -> None:
+    """Raise the SDK's APIError for an error answer, built as the SDK builds it (its
+    message, status and details; the headers for Retry-After)."""
     from google.genai import errors as genai_errors
 
-    await genai_errors.APIError.raise_for_async_response(response)
-    raise genai_errors.APIError(response.status_code, {}, response)  # pragma: no cover
+    try:
+        answer: Any = json.loads(content)
+    except json.JSONDecodeError:
+        text = content.decode("utf-8", "replace")
+        answer = {"message": text, "status": response.reason_phrase}
+    await genai_errors.APIError.raise_error_async(response.status, answer, response)
+    raise AssertionError("raise_error_async returned")  # pragma: no cover
 
 
 def _sdk_result(data: dict[str, Any]) -> tuple[GenerationResult, str | None]:
