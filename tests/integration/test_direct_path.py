@@ -5,7 +5,9 @@ records what each path sends and answers both alike."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -142,3 +144,37 @@ async def test_requests_with_files_tools_or_thinking_keep_the_sdk_path() -> None
     assert not is_plain(GenerationRequest.from_prompt("x", google_search=True))
     assert not is_plain(GenerationRequest.from_prompt("x", urls=("https://example.com",)))
     assert not is_plain(GenerationRequest.from_prompt("x", thinking=Thinking("low")))
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the connection outlives the first loop
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        payload = json.dumps(ANSWER).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_one_backend_serves_successive_event_loops() -> None:
+    """A connection kept alive by a closed event loop is not reused by the next one."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        backend = GeminiBackend(api_key="k", base_url=url)
+        for _ in range(2):
+            result = asyncio.run(backend.generate("m", REQUESTS[0], timeout=10))
+            assert result.text == "An answer."
+        asyncio.run(backend.aclose())
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import ssl
 from collections.abc import AsyncGenerator, Mapping
@@ -58,6 +59,7 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection; one exchange at a time."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # its transport works in this loop only
         self.parser = httptools.HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
         self.closed = False
@@ -274,9 +276,13 @@ class Origin:
         """POST ``body`` (JSON) to ``path`` (under the base URL's path); the answer once
         its headers have arrived."""
         conn = None
+        loop = asyncio.get_running_loop()
         while self._idle:
             idle = self._idle.pop()
-            if not idle.closed:
+            if idle.loop is not loop:  # left by another event loop (closed, perhaps)
+                with contextlib.suppress(RuntimeError):
+                    idle.abort()
+            elif not idle.closed:
                 conn = idle
                 break
         if conn is None:
@@ -301,4 +307,5 @@ class Origin:
     def close(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
-            conn.abort()
+            with contextlib.suppress(RuntimeError):  # its event loop may be closed
+                conn.abort()
