@@ -221,6 +221,12 @@ class ConversationSettings(BaseModel):
         ge=0,
         description="Media up to this size are stored inline; larger ones by path and sha256.",
     )
+    id_in_text: bool = Field(
+        True,
+        description="End a generation tool's text with one short line naming its "
+        "conversation_id, so a client that shows the calling model only the text can "
+        "continue the thread (off: structuredContent only).",
+    )
     memory_max_conversations: int = Field(
         1000,
         ge=1,

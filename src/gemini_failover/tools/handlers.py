@@ -216,8 +216,9 @@ def build_tools(
         stops = v.check_stop_sequences(stop_sequences)
         pages = check_urls(urls)
         loaded = await inputs.load(ctx, files, roots)
+        manager = await get_manager()
         output: GenerateOutput = await _calls().generate(
-            await get_manager(),
+            manager,
             ctx,
             [("user", prompt)],
             system_instruction=system_instruction,
@@ -236,7 +237,9 @@ def build_tools(
                 conversation_id=conversation_id,
             ),
         )
-        return render.generated(output)
+        return render.generated(
+            output, conversation_id_in_text=manager.settings.conversations.id_in_text
+        )
 
     async def gemini_chat(
         turns: Annotated[
@@ -270,8 +273,9 @@ def build_tools(
         stops = v.check_stop_sequences(stop_sequences)
         pages = check_urls(urls)
         loaded = await inputs.load(ctx, files, roots)
+        manager = await get_manager()
         output: GenerateOutput = await _calls().generate(
-            await get_manager(),
+            manager,
             ctx,
             pairs,
             system_instruction=system_instruction,
@@ -290,7 +294,9 @@ def build_tools(
                 conversation_id=conversation_id,
             ),
         )
-        return render.generated(output)
+        return render.generated(
+            output, conversation_id_in_text=manager.settings.conversations.id_in_text
+        )
 
     async def gemini_generate_json(
         prompt: Prompt,
