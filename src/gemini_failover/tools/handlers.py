@@ -180,7 +180,9 @@ _PROVENANCE_NOTE = (
     "every attempt, every failover and its reason."
 )
 
-_FEATURES_NOTE = " Pass a result's conversation_id back to continue that conversation."
+_FEATURES_NOTE = (
+    " Pass a result's conversation_id (its text's last line) back to continue that conversation."
+)
 
 Generated = Annotated[CallToolResult, GenerateOutput]
 
