@@ -196,11 +196,12 @@ class GeminiBackend:
         call: Callable[[list[dict[str, Any]]], Awaitable[_T]],
         *,
         timeout: float,
+        urls_turn: int | None = None,
     ) -> _T:
         """Render ``turns`` (uploading files as needed) and ``call`` with them. When the
         call fails with 403/404 and an uploaded file it referenced is gone upstream
         (deleted, expired), upload it again and call once more."""
-        contents, referenced = await render_contents(turns, urls, self._files)
+        contents, referenced = await render_contents(turns, urls, urls_turn, self._files)
         try:
             return await call(contents)
         except errors.catchable() as exc:
@@ -212,7 +213,7 @@ class GeminiBackend:
                 or not await self._files.forget_missing(referenced, timeout=timeout)
             ):
                 raise
-        contents, _ = await render_contents(turns, urls, self._files)
+        contents, _ = await render_contents(turns, urls, urls_turn, self._files)
         return await call(contents)
 
     @staticmethod
@@ -273,7 +274,11 @@ class GeminiBackend:
         try:
             async with asyncio.timeout(timeout):
                 response = await self._with_contents(
-                    request.contents, request.urls, call, timeout=timeout
+                    request.contents,
+                    request.urls,
+                    call,
+                    timeout=timeout,
+                    urls_turn=request.urls_turn,
                 )
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
@@ -334,7 +339,11 @@ class GeminiBackend:
         async def read() -> None:
             try:
                 iterator, head = await self._with_contents(
-                    request.contents, request.urls, first, timeout=timeout
+                    request.contents,
+                    request.urls,
+                    first,
+                    timeout=timeout,
+                    urls_turn=request.urls_turn,
                 )
                 if head is not None:
                     queue.put_nowait(head)

@@ -6,9 +6,10 @@ short provenance line when something worth knowing happened: a failover, a
 continuation on another model, retries, a skipped model, an answer cut short by the
 token cap. A generation's last line names its conversation (``[conversation_id: …]``)
 unless ``conversations.id_in_text`` is off. Everything else (attempts, spans, usage,
-request id) is structured content only. Embeddings never appear as text: one line says how many, how long, from which
-model. An answer longer than ``CONTENT_TEXT_LIMIT`` characters is cut in the text with
-a line saying so; the structured content always has all of it.
+request id) is structured content only. Embeddings never appear as text: one line
+says how many, how long, from which model. An answer longer than
+``CONTENT_TEXT_LIMIT`` characters is cut in the text with a line saying so; the
+structured content always has all of it.
 """
 
 from __future__ import annotations
