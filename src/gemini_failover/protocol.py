@@ -96,6 +96,9 @@ class GenerationRequest:
     google_search: bool = False
     #: http(s) pages for Gemini's URL-context tool (Gemini fetches them, never we).
     urls: tuple[str, ...] = ()
+    #: The URL-context tool with the pages named in the prompt itself (as a Gemini API
+    #: client writes them: the gateway), rather than listed from ``urls``.
+    url_context: bool = False
     thinking: Thinking | None = None
     #: The index in ``contents`` of the user turn the ``urls`` are listed in: the
     #: question they were given with. Default: the last user turn when the request is
@@ -120,6 +123,11 @@ class GenerationRequest:
     @property
     def structured(self) -> bool:
         return self.response_schema is not None
+
+    @property
+    def uses_url_context(self) -> bool:
+        """Whether the request declares Gemini's URL-context tool."""
+        return self.url_context or bool(self.urls)
 
     def prompt_chars(self) -> int:
         n = sum(len(t.text) for t in self.contents)

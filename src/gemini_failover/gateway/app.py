@@ -46,7 +46,7 @@ from gemini_failover.emulator.wire import (
     route_model_path,
     sse_frame,
 )
-from gemini_failover.gateway import mapping
+from gemini_failover.gateway import mapping, replies
 from gemini_failover.gateway.auth import KeyCheck
 from gemini_failover.gateway.errors import blocked_response, failure_reply
 from gemini_failover.gateway.mapping import MappingError
@@ -212,8 +212,14 @@ class GeminiGateway:
             return
         prov = result.provenance
         served = prov.served_by or target.first
-        body = mapping.generate_response(
-            result.text, result.finish_reason, result.usage, model_version=served, response_id=rid
+        body = replies.generate_response(
+            result.text,
+            result.finish_reason,
+            result.usage,
+            model_version=served,
+            response_id=rid,
+            thoughts=result.thoughts,
+            grounding=result.grounding,
         )
         await replier.json(200, body, headers_of(rid, prov))
 
@@ -284,11 +290,11 @@ class GeminiGateway:
             await self._start_stream(frames, rid, progress)
             if first:
                 await frames.send(
-                    mapping.text_chunk(first, model_version=progress.model, response_id=rid)
+                    replies.text_chunk(first, model_version=progress.model, response_id=rid)
                 )
             try:
                 async for delta in deltas:
-                    chunk = mapping.text_chunk(delta, model_version=progress.model, response_id=rid)
+                    chunk = replies.text_chunk(delta, model_version=progress.model, response_id=rid)
                     await frames.send(chunk)
             except RequestFailed as exc:
                 await self._end_stream(frames, rid, exc, progress.model, watch)
@@ -297,8 +303,14 @@ class GeminiGateway:
             result = stream.result
             served = (result.provenance.served_by if result else None) or progress.model
             finish, usage = (result.finish_reason, result.usage) if result else ("STOP", None)
-            last = mapping.final_chunk(
-                finish, usage or _NO_USAGE, model_version=served, response_id=rid
+            last = replies.final_chunk(
+                finish,
+                usage or _NO_USAGE,
+                model_version=served,
+                response_id=rid,
+                text=result.text if result else "",
+                thoughts=result.thoughts if result else "",
+                grounding=result.grounding if result else None,
             )
             await frames.send(last)
             await frames.end()

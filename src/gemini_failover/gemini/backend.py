@@ -230,7 +230,7 @@ class GeminiBackend:
             request.stop_sequences,
             json.dumps(schema, sort_keys=True) if schema is not None else None,
             request.google_search,
-            bool(request.urls),
+            request.uses_url_context,
             json.dumps(thinking, sort_keys=True) if thinking is not None else None,
         )
 

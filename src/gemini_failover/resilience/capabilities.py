@@ -162,7 +162,7 @@ class Needs:
             json_schema=request.structured,
             system_instruction=request.system_instruction is not None,
             modalities=request.modalities(),
-            url_context=bool(request.urls),
+            url_context=request.uses_url_context,
             google_search=request.google_search,
             thinking=request.thinking,
         )
