@@ -14,6 +14,7 @@ from google import genai
 from google.genai import errors, types
 
 from gemini_failover.emulator import EmulatorServer
+from gemini_failover.gateway.app import OFF_LOOP_BYTES
 from tests.gateway.conftest import (
     FALLBACK,
     PRIMARY,
@@ -164,3 +165,16 @@ async def test_what_the_gateway_cannot_carry_is_a_400_naming_it(
     assert caught.value.code == 400
     assert message in (caught.value.message or "")
     assert emulator.emulator.count(action="generate") == 0
+
+
+async def test_a_large_inline_file_is_mapped_off_the_event_loop_and_arrives_whole(
+    gateway: Gateway, emulator: EmulatorServer
+) -> None:
+    audio = b"RIFF" + bytes(range(256)) * (OFF_LOOP_BYTES // 256 + 1)
+    assert len(audio) * 4 // 3 > OFF_LOOP_BYTES  # its base64 body takes the thread path
+    response = await gateway.client().aio.models.generate_content(
+        model="auto", contents=[types.Part.from_bytes(data=audio, mime_type="audio/wav"), "?"]
+    )
+    assert response.model_version == PRIMARY
+    [part] = [p for p in emulator.emulator.requests[-1].parts if p["kind"] == "inline_data"]
+    assert (part["mimeType"], part["bytes"]) == ("audio/wav", len(audio))

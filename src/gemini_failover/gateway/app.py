@@ -15,7 +15,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -92,6 +92,19 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else 500
     message = f"The requested URL {request.url.path} was not found on this server."
     return JSONResponse(error_body(code, message if code == 404 else None), status_code=code)
+
+
+_T = TypeVar("_T")
+
+#: Bodies larger than this are mapped in a worker thread: decoding, hashing and sizing
+#: inline data costs ~3 ms per MB, which must not stall every other request.
+OFF_LOOP_BYTES = 1024 * 1024
+
+
+async def _off_loop_if_large(size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 class GeminiGateway:
@@ -184,13 +197,18 @@ class GeminiGateway:
         verb, model, watch = route.verb, route.model, _Watch()
         try:
             if route.action in ("generate", "stream"):
-                request = mapping.generation_request(body, model)
+                request = await _off_loop_if_large(
+                    len(payload), mapping.generation_request, body, model
+                )
                 if route.action == "generate":
                     work = self._generate(replier, request, target)
                 else:
                     work = self._stream(replier, request, target, _alt(scope), watch)
             elif route.action == "count_tokens":
-                work = self._count(replier, mapping.count_tokens_contents(body, model), target)
+                contents = await _off_loop_if_large(
+                    len(payload), mapping.count_tokens_contents, body, model
+                )
+                work = self._count(replier, contents, target)
             else:
                 call = mapping.embed_call(body, model, batch=verb == "batchEmbedContents")
                 work = self._embed(replier, call)
