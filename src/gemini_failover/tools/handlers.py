@@ -395,8 +395,15 @@ def build_tools(
         annotations: ToolAnnotations,
         output: type[BaseModel] | None = None,
     ) -> None:
+        # structured_output=False: the SDK neither derives an output schema from the
+        # return annotation (ours, lean, replaces it) nor re-validates every result's
+        # structuredContent, which is a pydantic model's own dump.
         tool = StrictTool.from_function(
-            fn, title=title, description=description, annotations=annotations
+            fn,
+            title=title,
+            description=description,
+            annotations=annotations,
+            structured_output=False,
         )
         assert isinstance(tool, StrictTool)  # from_function builds a cls
         tool.parameters = portable_schema(tool.parameters)
