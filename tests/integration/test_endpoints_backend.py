@@ -33,7 +33,12 @@ def emulator() -> Emulator:
             "endpoints": [
                 {"name": "studio", "kind": "gemini_api", "api_key": "studio-key"},
                 {"name": "backup", "kind": "gemini_api", "api_key": "backup-key"},
-                {"name": "vertex-us", "kind": "vertex", "project": "proj", "location": "us-central1"},
+                {
+                    "name": "vertex-us",
+                    "kind": "vertex",
+                    "project": "proj",
+                    "location": "us-central1",
+                },
             ],
         }
     )
