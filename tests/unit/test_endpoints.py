@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def two_endpoints(**extra: object) -> Settings:
-    values: dict[str, object] = {
+def two_endpoints(**extra: Any) -> Settings:
+    values: dict[str, Any] = {
         "models": ["studio:gemini-2.5-pro", "vertex:gemini-2.5-pro", "studio:gemini-2.5-flash"],
         "endpoints": {
             "studio": {"api_key": SECRET},
@@ -157,7 +158,7 @@ def test_toml_file(tmp_path: Path) -> None:
     ],
 )
 def test_configuration_errors_are_one_line_and_name_the_variable(
-    values: dict[str, object], needle: str
+    values: dict[str, Any], needle: str
 ) -> None:
     with pytest.raises(ConfigError, match=needle) as caught:
         load_settings(**values)
