@@ -256,3 +256,17 @@ async def test_a_three_entry_chain_across_two_endpoints_survives(h: Harness, kin
     assert reasons == ([] if reason is None else [reason])
     # never Flash: the same model on the other endpoint took over
     assert all(model == PRO for _, model, _ in generate_calls(h))
+
+
+async def test_a_stream_refused_by_an_endpoint_goes_to_another_before_any_text(
+    h: Harness,
+) -> None:
+    h.emulator.configure(PRO, faults=[{"kind": "auth", "code": 403, "endpoint": "studio"}])
+    m = await manager(h)
+    stream = m.stream(req())
+    text = "".join([d async for d in stream])
+    assert stream.result is not None
+    assert text == expected_text(PROMPT)
+    assert stream.result.provenance.served_by == VERTEX_PRO
+    assert [f.reason for f in stream.result.provenance.failovers] == ["auth"]
+    assert len(h.of(ev.AuthFailure)) == 1
