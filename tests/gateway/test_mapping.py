@@ -220,6 +220,11 @@ def test_an_upstream_auth_failure_is_a_fixed_502_message() -> None:
     assert reply.code == 502
     assert "AIza-secret" not in str(reply.body)
     assert "(pro)" in reply.body["error"]["message"]
+    on_vertex = RequestFailed(
+        Category.AUTH,
+        "Gemini rejected the credentials (403) for vertex:gemini-2.5-pro: denied: x. Check ...",
+    )
+    assert "(vertex:gemini-2.5-pro)" in failure_reply(on_vertex).body["error"]["message"]
 
 
 def test_a_refusal_is_a_200_answer_with_the_block_reason() -> None:

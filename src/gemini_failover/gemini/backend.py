@@ -23,6 +23,7 @@ from google.api_core import exceptions as gexc
 
 from gemini_failover.gemini import errors
 from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
+from gemini_failover.gemini.clients import ClientSpec, NoUploads, make_client
 from gemini_failover.gemini.content import render_contents, thinking_config
 from gemini_failover.gemini.uploads import DEFAULT_REUSE_MARGIN, FileCache, Opener
 from gemini_failover.protocol import (
@@ -135,28 +136,52 @@ class GeminiBackend:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: str | None = None,
         base_url: str | None = None,
         api_version: str = "v1beta",
         opener: Opener | None = None,
         upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
         spool_dir: str | None = None,
+        spec: ClientSpec | None = None,
     ) -> None:
         """``opener`` reads a path-only ``Media`` for the Files API (without one such
         media are refused); an upload is reused until ``upload_reuse_margin`` seconds
         before it expires; content to upload is spooled to a private temporary file in
-        ``spool_dir`` (default: the system's temporary directory) while it is sent."""
-        self._api_key = api_key
-        self._base_url = base_url
-        self._api_version = api_version
+        ``spool_dir`` (default: the system's temporary directory) while it is sent.
+        ``spec`` (an endpoint: Vertex AI, say) replaces api_key/base_url/api_version."""
+        if spec is None:
+            spec = ClientSpec(api_key=api_key, base_url=base_url, api_version=api_version)
+        self._spec = spec
         self._client: genai.Client | None = None
+        self._connecting: asyncio.Lock | None = None
         self._info_cache: dict[str, ModelInfo] = {}
-        self._files = FileCache(
+        files = FileCache if spec.uploads else NoUploads
+        self._files = files(
             self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"
+        spec = self._spec
+        return f"GeminiBackend({spec.kind}, base_url={spec.base_url!r}, project={spec.project!r})"
+
+    @property
+    def spec(self) -> ClientSpec:
+        return self._spec
+
+    async def _connect(self) -> None:
+        """Make the client now, in a worker thread, when that means looking up
+        Application Default Credentials (else it is made on first use)."""
+        if self._client is not None or not self._spec.blocking:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._client is None:
+                try:
+                    client = await asyncio.to_thread(make_client, self._spec)
+                except Exception as exc:  # google.auth: no usable default credentials
+                    raise errors.no_credentials(exc) from exc
+                self._client = self._client or client
 
     async def warm_up(self) -> None:
         """Import the SDK in a worker thread so the first request does not pay for it."""
@@ -168,17 +193,7 @@ class GeminiBackend:
 
     def _sdk_client(self) -> genai.Client:
         if self._client is None:
-            from google import genai
-            from google.genai import types
-
-            self._client = genai.Client(
-                api_key=self._api_key,
-                http_options=types.HttpOptions(
-                    base_url=self._base_url,
-                    api_version=self._api_version,
-                    retry_options=types.HttpRetryOptions(attempts=1),
-                ),
-            )
+            self._client = make_client(self._spec)
         return self._client
 
     async def aclose(self) -> None:
@@ -273,6 +288,7 @@ class GeminiBackend:
 
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._with_contents(
                     request.contents,
                     request.urls,
@@ -338,6 +354,7 @@ class GeminiBackend:
 
         async def read() -> None:
             try:
+                await self._connect()
                 iterator, head = await self._with_contents(
                     request.contents,
                     request.urls,
@@ -409,6 +426,7 @@ class GeminiBackend:
 
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._with_contents(contents, (), call, timeout=timeout)
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
@@ -419,6 +437,7 @@ class GeminiBackend:
     ) -> list[list[float]]:
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._aio.models.embed_content(model=model, contents=list(texts))
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
@@ -433,6 +452,7 @@ class GeminiBackend:
             return cached
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 raw = await self._aio.models.get(model=model)
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
