@@ -25,6 +25,7 @@ SCRIPTS: list[tuple[str, list[str]]] = [
     ("bench.conversations", []),
     ("bench.files", []),
     ("bench.gateway", []),
+    ("bench.endpoints", []),
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from gemini_failover.config import Settings, load_settings
 from gemini_failover.emulator import Emulator, EmulatorServer
-from gemini_failover.gemini.backend import GeminiBackend
+from gemini_failover.gemini.endpoints import build_backend
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.manager import FailoverManager
 from gemini_failover.state import StateStore
@@ -71,9 +71,7 @@ class Harness:
         **overrides: Any,
     ) -> FailoverManager:
         settings = self.settings(models, **overrides)
-        backend = GeminiBackend(
-            api_key="test-key", base_url=settings.base_url, api_version=settings.api_version
-        )
+        backend = build_backend(settings)  # one client per endpoint the chains use
         manager = FailoverManager(settings, backend, store=store)
         manager.events.subscribe(self.events.append)
         await manager.start()
@@ -92,8 +90,8 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness() -> AsyncIterator[Harness]:
-    async with EmulatorServer(Emulator()) as server:
+async def harness(scenario: dict[str, Any] | None = None) -> AsyncIterator[Harness]:
+    async with EmulatorServer(Emulator(scenario)) as server:
         h = Harness(server)
         try:
             yield h

@@ -158,13 +158,15 @@ def _emulate(args: argparse.Namespace) -> int:
 
 
 def effective_settings(config_file: str | None) -> dict[str, Any]:
-    """The settings as the server would see them, secrets masked (raises ConfigError)."""
+    """The settings as the server would see them, secrets masked (raises ConfigError).
+    ``_without_credentials`` lists the endpoints in use that have no key."""
     from gemini_failover.config import load_settings
 
     settings = load_settings(config_file)
-    data: dict[str, Any] = settings.model_dump(mode="json")
+    data: dict[str, Any] = settings.model_dump(mode="json")  # endpoint secrets: masked
     for name in ("api_key", "auth_token", "redis_url"):
         data[name] = "**********" if getattr(settings, name) is not None else None
+    data["_without_credentials"] = settings.endpoints_without_credentials()
     return data
 
 
@@ -176,11 +178,18 @@ def _check(args: argparse.Namespace) -> int:
         data = effective_settings(args.config)
     except ConfigError as exc:
         return _fail(str(exc), CONFIG_ERROR)
+    missing = data.pop("_without_credentials")
     print(json.dumps(data, indent=2, sort_keys=True))
     for warning in unknown_variables():
         _warn(warning)
-    if data["api_key"] is None:
-        _warn("GEMINI_API_KEY is not set; `serve` needs it unless run with --emulator")
+    for name in missing:
+        if name == "gemini" and name not in data["endpoints"]:
+            _warn("GEMINI_API_KEY is not set; `serve` needs it unless run with --emulator")
+        else:
+            _warn(
+                f"the endpoint {name!r} has no api_key; `serve` needs one unless run with "
+                "--emulator"
+            )
     from gemini_failover.server.http import is_loopback
 
     if not is_loopback(data["host"]) and data["auth_token"] is None:

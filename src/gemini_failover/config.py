@@ -36,12 +36,14 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from gemini_failover import pairs
 from gemini_failover.inputs.sandbox import parse_allowed_dirs
 from gemini_failover.inputs.settings import InputSettings
 from gemini_failover.settings_groups import (
     BreakerSettings,
     ConcurrencySettings,
     ConversationSettings,
+    EndpointSettings,
     HttpSettings,
     ModelOverride,
     OutlierSettings,
@@ -84,6 +86,20 @@ class Settings(BaseSettings):
         None, description="Send SDK traffic here instead of Google (an emulator or a proxy)."
     )
     api_version: str = Field("v1beta", description="Gemini API version.")
+    endpoints: dict[str, EndpointSettings] = Field(
+        default_factory=dict,
+        description="Named endpoints (quota pools) the chain's endpoint:model entries use; "
+        'the implicit "gemini" endpoint is GEMINI_API_KEY with base_url and api_version.',
+    )
+    default_endpoint: str | None = Field(
+        None, description='The endpoint bare model names in the chains mean (default "gemini").'
+    )
+    endpoint_auth_cooldown: float = Field(
+        300.0,
+        gt=0,
+        description="How long an endpoint whose credentials were rejected (401/403, an "
+        "invalid key) is left out of the chain when another endpoint can serve.",
+    )
     attempt_timeout: float = Field(30.0, gt=0, description="One attempt's timeout (s).")
     stream_idle_timeout: float = Field(
         20.0, gt=0, description="Longest wait (s) between two chunks of a stream."
@@ -173,6 +189,18 @@ class Settings(BaseSettings):
             value = [str(v).strip() for v in value if str(v).strip()]
         return value
 
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _check_endpoint_names(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            for name in value:
+                if not isinstance(name, str) or not pairs.ENDPOINT_NAME.fullmatch(name):
+                    raise ValueError(
+                        f"{name!r} is not an endpoint name (lower case letters, digits, "
+                        "'_' and '-', starting with a letter)"
+                    )
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -210,18 +238,100 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_chain(self) -> Settings:
+        table = self.endpoint_table()
+        default = self.default_endpoint_name
+        configured = ", ".join(sorted(table))
+        if default not in table:
+            raise ValueError(
+                f"default_endpoint (GEMINI_FAILOVER_DEFAULT_ENDPOINT): {default!r} is not a "
+                f"configured endpoint (configured: {configured})"
+            )
         for name, chain in (("models", self.models), ("embedding_models", self.embedding_models)):
             env = ENV_PREFIX + name.upper()
             if not chain:
                 raise ValueError(f"{name} ({env}): the chain needs at least one model")
-            if len(set(chain)) != len(chain):
-                raise ValueError(f"{name} ({env}): duplicate model in the chain {chain}")
+            keys = [pairs.canonical(k, default) for k in chain]
+            for key in keys:
+                endpoint = pairs.endpoint_of(key, default)
+                if endpoint not in table:
+                    raise ValueError(
+                        f"{name} ({env}): {key!r} names the endpoint {endpoint!r}, which is "
+                        f"not configured (configured: {configured}; see "
+                        f"{ENV_PREFIX}ENDPOINTS)"
+                    )
+            if len(set(keys)) != len(keys):
+                raise ValueError(f"{name} ({env}): duplicate model in the chain {keys}")
+            object.__setattr__(self, name, keys)  # the canonical spelling of each pair
         if self.attempt_timeout > self.total_timeout:
             raise ValueError(
                 "attempt_timeout (GEMINI_FAILOVER_ATTEMPT_TIMEOUT) must not exceed "
                 "total_timeout (GEMINI_FAILOVER_TOTAL_TIMEOUT)"
             )
         return self
+
+    # -- endpoints -------------------------------------------------------------------
+
+    @property
+    def default_endpoint_name(self) -> str:
+        """The endpoint a bare model name in a chain is served by."""
+        return self.default_endpoint or pairs.IMPLICIT_ENDPOINT
+
+    def endpoint_table(self) -> dict[str, EndpointSettings]:
+        """Every endpoint: the configured ones and, unless one of them is named so,
+        the implicit ``gemini`` endpoint (GEMINI_API_KEY, base_url, api_version)."""
+        table = dict(self.endpoints)
+        if pairs.IMPLICIT_ENDPOINT not in table:
+            table[pairs.IMPLICIT_ENDPOINT] = EndpointSettings(
+                kind="gemini_api",
+                api_key=self.api_key,
+                base_url=self.base_url,
+                api_version=self.api_version,
+            )
+        return table
+
+    def endpoints_in_use(self) -> dict[str, EndpointSettings]:
+        """The endpoints the chains name, in chain order."""
+        table, default = self.endpoint_table(), self.default_endpoint_name
+        used = dict.fromkeys(
+            pairs.endpoint_of(k, default) for k in (*self.models, *self.embedding_models)
+        )
+        return {name: table[name] for name in used}
+
+    def endpoints_without_credentials(self) -> list[str]:
+        """The endpoints in use with no API key (Vertex AI in project mode falls back
+        on Application Default Credentials, so it never appears here)."""
+        return [
+            name
+            for name, endpoint in self.endpoints_in_use().items()
+            if endpoint.kind == "gemini_api"
+            and not (endpoint.api_key and endpoint.api_key.get_secret_value().strip())
+        ]
+
+    def pointed_at(self, base_url: str, api_key: str, vertex_token: str) -> Settings:
+        """These settings with every endpoint sent to ``base_url`` (the emulator):
+        missing API keys become ``api_key``, Vertex AI project mode uses
+        ``vertex_token``."""
+        endpoints = {}
+        for name, endpoint in self.endpoints.items():
+            update: dict[str, Any] = {"base_url": base_url}
+            if endpoint.kind == "gemini_api" and endpoint.api_key is None:
+                update["api_key"] = SecretStr(api_key)
+            elif endpoint.kind == "vertex" and endpoint.api_key is None:
+                update["access_token"] = SecretStr(vertex_token)
+            endpoints[name] = endpoint.model_copy(update=update)
+        return self.model_copy(
+            update={"base_url": base_url, "api_key": SecretStr(api_key), "endpoints": endpoints}
+        )
+
+    def override_for(self, key: str) -> ModelOverride | None:
+        """The capability overrides of a chain entry: those given for the pair, over
+        those given for its bare model name (which apply on every endpoint)."""
+        exact = self.model_overrides.get(key)
+        bare = self.model_overrides.get(pairs.model_of(key))
+        if exact is None or bare is None or exact is bare:
+            return exact or bare
+        merged = {**bare.model_dump(exclude_none=True), **exact.model_dump(exclude_none=True)}
+        return ModelOverride(**merged)
 
     @classmethod
     def settings_customise_sources(
@@ -301,6 +411,8 @@ _JSON_EXAMPLES = {
     "rate_limit": '{"spill_fraction": 0}',
     "concurrency": '{"per_model": 64}',
     "inputs": '{"inline_max_bytes": 4194304}',
+    "endpoints": '{"vertex": {"kind": "vertex", "project": "my-project", '
+    '"location": "us-central1"}}',
 }
 
 
@@ -317,7 +429,7 @@ def _known_variables() -> tuple[set[str], set[str]]:
         group = field.annotation
         if isinstance(group, type) and issubclass(group, BaseModel):
             names.update(env_name([name, sub]) for sub in group.model_fields)
-        elif name == "model_overrides":
+        elif name in ("model_overrides", "endpoints"):
             prefixes.add(env + "__")
     return names, prefixes
 
@@ -347,6 +459,7 @@ __all__ = [
     "ConfigError",
     "ContinuationPolicy",
     "ConversationSettings",
+    "EndpointSettings",
     "HttpSettings",
     "InputSettings",
     "ModelOverride",

@@ -48,14 +48,13 @@ def create_manager(
     elif overrides or config_file is not None:
         raise TypeError("pass either settings or config_file/overrides, not both")
     if backend is None:
-        from gemini_failover.gemini.backend import GeminiBackend
+        from gemini_failover.gemini.endpoints import build_backend
 
-        key = settings.api_key.get_secret_value().strip() if settings.api_key else ""
-        if not key:
+        for name in settings.endpoints_without_credentials():
+            if name in settings.endpoints:
+                raise ConfigError(f"endpoints.{name}.api_key: the endpoint has no API key")
             raise ConfigError("api_key: no Gemini API key (set GEMINI_API_KEY)")
-        backend = GeminiBackend(
-            api_key=key, base_url=settings.base_url, api_version=settings.api_version
-        )
+        backend = build_backend(settings)
     if store is None and settings.redis_url is not None:
         from gemini_failover.state.redis import RedisStateStore
 

@@ -96,7 +96,25 @@ class GenerationRequest:
     google_search: bool = False
     #: http(s) pages for Gemini's URL-context tool (Gemini fetches them, never we).
     urls: tuple[str, ...] = ()
+    #: The URL-context tool with the pages named in the prompt itself (as a Gemini API
+    #: client writes them: the gateway), rather than listed from ``urls``.
+    url_context: bool = False
     thinking: Thinking | None = None
+    #: The index in ``contents`` of the user turn the ``urls`` are listed in: the
+    #: question they were given with. Default: the last user turn when the request is
+    #: built, so that a continuation (the request + the partial answer + "continue")
+    #: and a continued conversation (its history + the new turn) keep them in place.
+    urls_turn: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            return
+        users = [i for i, t in enumerate(self.contents) if t.role == "user"]
+        if self.urls_turn is None:
+            if users:  # none: the URLs make a user turn of their own (gemini/content.py)
+                object.__setattr__(self, "urls_turn", users[-1])
+        elif self.urls_turn not in users:
+            raise ValueError(f"urls_turn {self.urls_turn} is not a user turn of the request")
 
     @staticmethod
     def from_prompt(prompt: str, **kwargs: Any) -> GenerationRequest:
@@ -105,6 +123,11 @@ class GenerationRequest:
     @property
     def structured(self) -> bool:
         return self.response_schema is not None
+
+    @property
+    def uses_url_context(self) -> bool:
+        """Whether the request declares Gemini's URL-context tool."""
+        return self.url_context or bool(self.urls)
 
     def prompt_chars(self) -> int:
         n = sum(len(t.text) for t in self.contents)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from gemini_failover.protocol import Modality
 
@@ -197,6 +197,54 @@ class ModelOverride(_Group):
     thinking_off: bool | None = None
 
 
+EndpointKind = Literal["gemini_api", "vertex"]
+
+
+class EndpointSettings(_Group):
+    """One endpoint: a quota pool the chain's ``endpoint:model`` entries are served by.
+
+    ``gemini_api``: the Gemini API with ``api_key`` (``base_url``: a proxy or the
+    emulator). ``vertex``: Vertex AI, either in express mode (``api_key``) or with
+    ``project`` and ``location``, authenticated by ``access_token`` (a fixed OAuth token:
+    the emulator's, or ``gcloud auth print-access-token``) or else by Application
+    Default Credentials."""
+
+    kind: EndpointKind = "gemini_api"
+    api_key: SecretStr | None = Field(None, description="API key (Gemini API; Vertex express).")
+    base_url: str | None = Field(None, description="Send this endpoint's traffic here instead.")
+    api_version: str | None = Field(
+        None, description="API version (default: v1beta for the Gemini API, the SDK's for Vertex)."
+    )
+    project: str | None = Field(None, min_length=1, description="Vertex AI project.")
+    location: str | None = Field(None, min_length=1, description="Vertex AI location.")
+    access_token: SecretStr | None = Field(
+        None, description="A fixed OAuth bearer token for Vertex AI (instead of ADC)."
+    )
+
+    @model_validator(mode="after")
+    def _check_kind(self) -> EndpointSettings:
+        if self.kind == "gemini_api":
+            extra = [n for n in ("project", "location", "access_token") if getattr(self, n)]
+            if extra:
+                raise ValueError(f"a gemini_api endpoint takes no {', '.join(extra)}")
+            return self
+        if self.api_key is not None:
+            if self.project or self.location or self.access_token:
+                raise ValueError(
+                    "a vertex endpoint takes either api_key (express mode) or project and "
+                    "location, not both"
+                )
+        elif not (self.project and self.location):
+            raise ValueError(
+                "a vertex endpoint needs project and location (or api_key for express mode)"
+            )
+        return self
+
+    @property
+    def express(self) -> bool:
+        return self.kind == "vertex" and self.api_key is not None
+
+
 # (defined here, used by the state package: config imports nothing of it)
 class ConversationSettings(BaseModel):
     """How long threads live and how big they may grow (``conversations`` group)."""
@@ -220,6 +268,12 @@ class ConversationSettings(BaseModel):
         65_536,
         ge=0,
         description="Media up to this size are stored inline; larger ones by path and sha256.",
+    )
+    id_in_text: bool = Field(
+        True,
+        description="End a generation tool's text with one short line naming its "
+        "conversation_id, so a client that shows the calling model only the text can "
+        "continue the thread (off: structuredContent only).",
     )
     memory_max_conversations: int = Field(
         1000,

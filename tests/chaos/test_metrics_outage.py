@@ -25,7 +25,12 @@ async def test_outage_then_recovery_exact_metrics(h: Harness) -> None:
     m = await h.manager(breaker={"break_seconds": 0.05, "sustained_health_seconds": 0.1})
     metrics = ManagerMetrics(m.settings.models)
     m.events.subscribe(metrics.handle)
-    value = metrics.registry.get_sample_value
+
+    def value(name: str, labels: dict[str, str]) -> float | None:
+        for prefix in ("", "from_", "to_"):  # every chain entry is on the default endpoint
+            if f"{prefix}model" in labels:
+                labels = {f"{prefix}endpoint": "gemini", **labels}
+        return metrics.registry.get_sample_value(name, labels)
 
     def active(model: str, role: str) -> float | None:
         return value("dualmodelmanager_active_model", {"model": model, "role": role})

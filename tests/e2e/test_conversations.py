@@ -104,3 +104,25 @@ async def test_a_store_that_is_down_never_fails_a_stateless_call(
         assert len(calls) == 1
     finally:
         threads._store_down_until.clear()
+
+
+async def test_a_text_only_client_continues_with_the_id_from_the_text(
+    client: Client, manager: FailoverManager, emulator: Emulator
+) -> None:
+    # Clients that show the calling model only the text: the last line names the thread.
+    text, first = answer(await client.call_tool("gemini_generate", {"prompt": "Name a lake."}))
+    last_line = text.rsplit("\n", 1)[-1]
+    assert last_line == f"[conversation_id: {first['conversation_id']}]"
+    cid = last_line.removeprefix("[conversation_id: ").removesuffix("]")
+    _, second = answer(
+        await client.call_tool("gemini_generate", {"prompt": "How deep?", "conversation_id": cid})
+    )
+    assert second["conversation_id"] == cid
+    assert sent_turns(emulator) == ["user", "model", "user"]
+
+    # Turned off: the text is the answer alone; the id stays in structuredContent.
+    manager.settings = manager.settings.model_copy(
+        update={"conversations": ConversationSettings(id_in_text=False)}
+    )
+    text, third = answer(await client.call_tool("gemini_generate", {"prompt": "Name a sea."}))
+    assert text == third["text"] and third["conversation_id"]

@@ -173,9 +173,8 @@ async def test_metrics_follow_the_token_and_probes_are_open(secured_url: str) ->
         )
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
-        assert f'dualmodelmanager_active_model{{model="{PRIMARY}",role="primary"}} 1.0' in (
-            metrics.text
-        )
+        active = f'endpoint="gemini",model="{PRIMARY}",role="primary"'
+        assert f"dualmodelmanager_active_model{{{active}}} 1.0" in metrics.text
         assert "dualmodelmanager_requests_total" in metrics.text
 
         healthz = await http.get(f"{secured_url}/healthz")

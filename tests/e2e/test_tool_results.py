@@ -49,17 +49,20 @@ async def test_every_tool_answers_with_the_answer_itself(stdio: Client, emulator
     assert document == health.structured_content
     assert all(m["profile"]["input_token_limit"] for m in document["models"])
 
-    # Plain generation: the text is exactly the answer, no provenance line.
+    # Plain generation: the text is exactly the answer, no provenance line; one last
+    # line names the conversation to continue (a text-only client sees nothing else).
     result = await stdio.call_tool("gemini_generate", {"prompt": "Tell me about rivers"})
     answer = expected_text("Tell me about rivers")
-    assert text_of(result) == answer
     out: dict[str, Any] = result.structured_content or {}
+    assert text_of(result) == f"{answer}\n\n[conversation_id: {out['conversation_id']}]"
     assert out["text"] == answer
     assert out["served_by"] == PRIMARY
     assert {"attempts", "failovers", "skipped", "spans", "usage", "request_id"} <= set(out)
 
     chat = await stdio.call_tool("gemini_chat", {"turns": [{"role": "user", "text": "hi"}]})
-    assert text_of(chat) == expected_text("hi") == (chat.structured_content or {})["text"]
+    chatted = chat.structured_content or {}
+    assert chatted["text"] == expected_text("hi")
+    assert text_of(chat) == f"{chatted['text']}\n\n[conversation_id: {chatted['conversation_id']}]"
 
     # JSON: the value, compact.
     schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
@@ -87,11 +90,13 @@ async def test_every_tool_answers_with_the_answer_itself(stdio: Client, emulator
     # A failover: the answer, then one provenance line.
     emulator.configure(PRIMARY, faults=[{"kind": "status", "code": 503}])
     result = await stdio.call_tool("gemini_generate", {"prompt": "fail over"})
-    answer, note = text_of(result).rsplit("\n\n", 1)
+    answer, notes = text_of(result).rsplit("\n\n", 1)
+    note, thread = notes.split("\n")
     assert answer == expected_text("fail over")
     assert note.startswith(f"[served by {FALLBACK}: failover {PRIMARY} -> {FALLBACK} (transient)")
-    assert "3 attempts" in note and "\n" not in note
+    assert "3 attempts" in note
     failed_over = result.structured_content or {}
+    assert thread == f"[conversation_id: {failed_over['conversation_id']}]"
     assert failed_over["failovers"] == [{"from": PRIMARY, "to": FALLBACK, "reason": "transient"}]
     assert note.endswith(f"request {failed_over['request_id']}]")
 

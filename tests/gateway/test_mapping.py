@@ -3,6 +3,8 @@ without sockets."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Any
 
 import pytest
@@ -11,11 +13,20 @@ from gemini_failover.gateway import mapping
 from gemini_failover.gateway.errors import STATUS_FOR, blocked_response, failure_reply
 from gemini_failover.gateway.mapping import MappingError
 from gemini_failover.gateway.routing import ChainRouter
-from gemini_failover.protocol import Turn
+from gemini_failover.inputs.media import IMAGE_TOKENS
+from gemini_failover.protocol import Media, Thinking, Turn
+from gemini_failover.resilience.capabilities import Needs
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
 
 USER = {"role": "user", "parts": [{"text": "Hi "}, {"text": "there"}]}
+#: A 1x1 PNG, as the SDK sends bytes: URL-safe base64 (no padding needed).
+_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+_PNG_PART = {
+    "inlineData": {"mimeType": "image/png", "data": base64.urlsafe_b64encode(_PNG).decode()}
+}
 
 
 def test_a_full_request_maps_onto_the_managers_request() -> None:
@@ -89,7 +100,37 @@ def test_openapi_response_schema_becomes_json_schema_and_json_mode_any_json() ->
             "only text/plain and application/json",
         ),
         ({"contents": [USER], "cachedContent": "cachedContents/1"}, "cachedContent is not"),
-        ({"contents": [{"parts": [{"text": "a", "thought": True}]}]}, "thought is not"),
+        (
+            {"contents": [{"parts": [{"fileData": {"fileUri": "files/x"}}]}]},
+            "fileData is a file in one API key's Files API storage",
+        ),
+        ({"contents": [USER], "tools": [{"codeExecution": {}}]}, "codeExecution (code execution)"),
+        ({"contents": [USER], "tools": [{"noSuchTool": {}}]}, 'Unknown name "noSuchTool"'),
+        (
+            {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "@@"}}]}]},
+            "Base64 decoding failed",
+        ),
+        (
+            {"contents": [{"parts": [{"inlineData": {"data": "AAAA"}}]}]},
+            "mime_type: a MIME type is required",
+        ),
+        (
+            {"contents": [{"parts": [{"text": "a"}, _PNG_PART, {"text": "b"}]}]},
+            "text on both sides of inlineData",
+        ),
+        (
+            {
+                "contents": [USER],
+                "generationConfig": {
+                    "thinkingConfig": {"thinkingBudget": 8, "thinkingLevel": "LOW"}
+                },
+            },
+            "cannot both be set",
+        ),
+        (
+            {"contents": [USER], "generationConfig": {"thinkingConfig": {"thinkingLevel": "HUGE"}}},
+            "thinking_level",
+        ),
         ({"contents": [{"parts": [{"functionCall": {"name": "f"}}]}]}, "functionCall is not"),
         ({"contents": "hello"}, "Invalid value at 'contents'"),
         ({"contents": [USER], "generationConfig": {"maxOutputTokens": 0}}, "positive integer"),
@@ -135,10 +176,12 @@ def test_embed_bodies_single_and_batch() -> None:
 
 
 def test_the_unsupported_table_lists_what_is_refused_today() -> None:
-    assert "tools" in mapping.UNSUPPORTED["GenerateContentRequest"]
-    assert "thinkingConfig" in mapping.UNSUPPORTED["GenerationConfig"]
-    assert "inlineData" in mapping.UNSUPPORTED["Part"]
-    assert "text" not in mapping.UNSUPPORTED["Part"]
+    assert "toolConfig" in mapping.UNSUPPORTED["GenerateContentRequest"]
+    assert "tools" not in mapping.UNSUPPORTED["GenerateContentRequest"]
+    assert "topK" in mapping.UNSUPPORTED["GenerationConfig"]
+    assert "thinkingConfig" not in mapping.UNSUPPORTED["GenerationConfig"]
+    assert "fileData" in mapping.UNSUPPORTED["Part"]
+    assert not {"text", "inlineData", "thought"} & set(mapping.UNSUPPORTED["Part"])
 
 
 @pytest.mark.parametrize(
@@ -177,6 +220,11 @@ def test_an_upstream_auth_failure_is_a_fixed_502_message() -> None:
     assert reply.code == 502
     assert "AIza-secret" not in str(reply.body)
     assert "(pro)" in reply.body["error"]["message"]
+    on_vertex = RequestFailed(
+        Category.AUTH,
+        "Gemini rejected the credentials (403) for vertex:gemini-2.5-pro: denied: x. Check ...",
+    )
+    assert "(vertex:gemini-2.5-pro)" in failure_reply(on_vertex).body["error"]["message"]
 
 
 def test_a_refusal_is_a_200_answer_with_the_block_reason() -> None:
@@ -198,3 +246,54 @@ def test_routing_aliases_chain_models_and_clashes() -> None:
     assert router.target("other", "generate") is None
     with pytest.raises(ValueError, match="also name chain models"):
         ChainRouter(["pro"], [], ["pro"])
+
+
+def test_inline_data_thinking_and_tools_become_the_requests_needs() -> None:
+    request = mapping.generation_request(
+        {
+            "contents": [
+                {"role": "user", "parts": [{"text": "Earlier"}]},
+                # a thought summary from the earlier answer is not sent again
+                {"role": "model", "parts": [{"text": "hmm", "thought": True}, {"text": "Ok"}]},
+                {
+                    "role": "user",
+                    "parts": [{"text": "What is this? "}, {"text": "Be brief."}, _PNG_PART],
+                },
+            ],
+            "tools": [{"google_search": {}}, {"urlContext": {}}],
+            "generationConfig": {
+                "thinkingConfig": {"thinkingLevel": "LOW", "include_thoughts": True}
+            },
+        }
+    )
+    assert request.contents[1] == Turn("model", "Ok")
+    last = request.contents[2]
+    assert last.text == "What is this? Be brief."
+    (media,) = last.attachments
+    assert isinstance(media, Media)
+    assert (media.mime_type, media.data, media.size) == ("image/png", _PNG, len(_PNG))
+    assert media.sha256 == hashlib.sha256(_PNG).hexdigest()
+    assert media.tokens == IMAGE_TOKENS
+    assert request.google_search and request.url_context and request.urls == ()
+    assert request.thinking == Thinking(level="low", budget=None, include_thoughts=True)
+    needs = Needs.of(request)
+    assert set(needs.capabilities()) == {"google_search", "url_context", "thinking", "image_input"}
+    assert needs.prompt_tokens > IMAGE_TOKENS
+
+
+@pytest.mark.parametrize(
+    ("config", "thinking"),
+    [
+        ({"thinkingBudget": 0}, Thinking(level=None, budget=0)),
+        ({"thinkingBudget": 2048}, Thinking(level=None, budget=2048)),
+        ({"thinkingBudget": -1}, Thinking(level=None, budget=None)),  # dynamic: model default
+        ({"thinkingLevel": "MINIMAL"}, Thinking(level="off")),
+        ({"thinking_level": "high"}, Thinking(level="high")),
+        ({"includeThoughts": True}, Thinking(level=None, include_thoughts=True)),
+    ],
+)
+def test_thinking_config_maps_onto_the_managers_thinking(
+    config: dict[str, Any], thinking: Thinking
+) -> None:
+    body = {"contents": [USER], "generationConfig": {"thinkingConfig": config}}
+    assert mapping.generation_request(body).thinking == thinking

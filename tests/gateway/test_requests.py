@@ -108,7 +108,12 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
         400,
         "Unknown name \"warmth\" at 'generation_config'",
     ),
-    ("tools", {**BODY, "tools": [{"googleSearch": {}}]}, 400, "tools is not supported"),
+    (
+        "function calling",
+        {**BODY, "tools": [{"functionDeclarations": [{"name": "f"}]}]},
+        400,
+        "functionDeclarations (function calling) is not supported",
+    ),
     (
         "safety settings",
         {**BODY, "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT"}]},
@@ -116,10 +121,10 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
         "safetySettings is not supported",
     ),
     (
-        "thinking config",
-        {**BODY, "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}},
+        "a thinking budget of the wrong type",
+        {**BODY, "generationConfig": {"thinkingConfig": {"thinkingBudget": "lots"}}},
         400,
-        "generationConfig.thinkingConfig is not supported",
+        "Invalid value at 'generation_config.thinking_config.thinking_budget'",
     ),
     (
         "top_k in snake case",
@@ -128,10 +133,10 @@ BAD_BODIES: list[tuple[str, Any, int, str]] = [
         "generationConfig.topK is not supported",
     ),
     (
-        "inline data",
-        {"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}]},
+        "file data",
+        {"contents": [{"parts": [{"fileData": {"fileUri": "files/abc"}}]}]},
         400,
-        "inlineData is not supported",
+        "fileData is a file in one API key's Files API storage",
     ),
     ("no contents", {}, 400, "contents is not specified"),
     ("empty parts", {"contents": [{"parts": []}]}, 400, "must not be empty"),

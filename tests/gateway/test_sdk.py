@@ -302,3 +302,42 @@ async def test_a_break_under_policy_fail_is_an_error_event_the_sdk_raises(
             await read_all()
     assert caught.value.code == 503
     assert EXPECTED.startswith("".join(received)) and received  # the partial text came first
+
+
+async def test_endpoints_through_the_gateway_bare_names_and_pair_keys(
+    emulator: EmulatorServer,
+) -> None:
+    """A chain across two endpoints: a bare model name in the URL is the first entry
+    serving it, a pair key (``vertex:gemini-2.5-pro``, a colon inside the model) names
+    one pair, and a per-day quota on one endpoint is served by the same model on the
+    other."""
+    url = emulator.base_url
+    pro = "gemini-2.5-pro"
+    settings = gateway_settings(
+        url,
+        models=[f"studio:{pro}", f"vertex:{pro}"],
+        embedding_models=["studio:embedder"],
+        endpoints={
+            "studio": {"api_key": UPSTREAM_KEY, "base_url": url},
+            "vertex": {
+                "kind": "vertex",
+                "project": "proj",
+                "location": "us-central1",
+                "access_token": "emulator-token",
+                "base_url": url,
+            },
+        },
+    )
+    emulator.emulator.configure(
+        pro, faults=[{"kind": "rate_limit", "rpm": 0, "quota": "day", "endpoint": "gemini_api"}]
+    )
+    async with run_gateway(settings) as gw:
+        models = gw.client().aio.models
+        bare = await models.generate_content(model=pro, contents=PROMPT)
+        pinned = await models.generate_content(model=f"vertex:{pro}", contents=PROMPT)
+    assert bare.text == pinned.text == EXPECTED
+    assert _headers(bare)["x-gemini-failover-served-by"] == f"vertex:{pro}"
+    assert _headers(bare)["x-gemini-failover-failovers"] == "1"
+    assert _headers(pinned)["x-gemini-failover-failovers"] == "0"
+    calls = [(r.endpoint, r.status) for r in emulator.emulator.requests if r.action == "generate"]
+    assert calls == [("gemini_api", 429), ("vertex", 200), ("vertex", 200)]

@@ -27,6 +27,7 @@ from gemini_failover.protocol import (
     Thinking,
     Turn,
 )
+from gemini_failover.resilience.continuation import continuation_request
 from gemini_failover.resilience.errors import Category, classify
 
 MODEL = "gemini-2.5-flash"
@@ -259,3 +260,41 @@ async def test_a_model_without_the_capability_is_a_bad_request(
     with pytest.raises(gexc.BadRequest, match=message):
         async for _ in backend.stream("gemini-1.0-pro", request_, timeout=10):
             pass
+
+
+async def test_urls_are_listed_in_the_turn_they_came_with(
+    backend: GeminiBackend, emulator: Emulator
+) -> None:
+    # A continued conversation: its history, then the new question with the URLs.
+    history = (Turn("user", "Name a river."), Turn("model", "The Rhine."))
+    request = GenerationRequest(
+        contents=(*history, Turn("user", "Summarise this page.")), urls=(NON_ASCII_URL,)
+    )
+    assert request.urls_turn == 2
+    await backend.generate(MODEL, request, timeout=10)
+    text_parts = [
+        sum(1 for p in emulator.requests[-1].parts if p["turn"] == i and p["kind"] == "text")
+        for i in range(3)
+    ]
+    assert text_parts == [1, 1, 2]  # the question and the URL listing
+    assert emulator.requests[-1].tools == ("urlContext",)
+
+    # A stream continuation appends the partial answer and "continue": the URLs stay.
+    continued = continuation_request(request, "Partial answer")
+    assert continued.urls_turn == 2 and len(continued.contents) == 5
+    await backend.generate(MODEL, continued, timeout=10)
+    text_parts = [
+        sum(1 for p in emulator.requests[-1].parts if p["turn"] == i and p["kind"] == "text")
+        for i in range(5)
+    ]
+    assert text_parts == [1, 1, 2, 1, 1]
+
+
+def test_urls_turn_must_be_a_user_turn() -> None:
+    turns = (Turn("user", "q"), Turn("model", "a"), Turn("user", "q2"))
+    assert GenerationRequest(contents=turns).urls_turn is None  # no URLs: nothing to place
+    assert (
+        GenerationRequest(contents=turns, urls=("https://a.example",), urls_turn=0).urls_turn == 0
+    )
+    with pytest.raises(ValueError, match="not a user turn"):
+        GenerationRequest(contents=turns, urls=("https://a.example",), urls_turn=1)

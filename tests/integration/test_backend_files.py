@@ -113,16 +113,35 @@ async def test_every_attachment_kind_lands_upstream_as_its_part(
     label_part = text_file_part(source)["text"].encode()
     assert label_part.startswith(b'<file path="/src/app.py">\n')
     assert generate["parts"] == [
-        {"role": "user", "kind": "text", "mimeType": "text/plain", "bytes": len(label_part)},
-        {"role": "user", "kind": "inline_data", "mimeType": "image/png", "bytes": len(PNG)},
         {
             "role": "user",
+            "turn": 0,
+            "kind": "text",
+            "mimeType": "text/plain",
+            "bytes": len(label_part),
+        },
+        {
+            "role": "user",
+            "turn": 0,
+            "kind": "inline_data",
+            "mimeType": "image/png",
+            "bytes": len(PNG),
+        },
+        {
+            "role": "user",
+            "turn": 0,
             "kind": "file_data",
             "mimeType": "application/pdf",
             "bytes": len(PDF),
             "fileUri": uploaded["uri"],
         },
-        {"role": "user", "kind": "text", "mimeType": "text/plain", "bytes": len(question)},
+        {
+            "role": "user",
+            "turn": 0,
+            "kind": "text",
+            "mimeType": "text/plain",
+            "bytes": len(question),
+        },
     ]
     assert result.text.startswith(
         f"Received image/png, {len(PNG)} bytes. "

@@ -42,8 +42,14 @@ async def test_request_log_over_http_shows_parts_tools_thinking_and_endpoint(
     [record] = log["requests"]
     assert record["endpoint"] == "gemini_api"
     assert record["parts"] == [
-        {"role": "user", "kind": "inline_data", "mimeType": "image/png", "bytes": len(PNG)},
-        {"role": "user", "kind": "text", "mimeType": "text/plain", "bytes": 2},
+        {
+            "role": "user",
+            "turn": 0,
+            "kind": "inline_data",
+            "mimeType": "image/png",
+            "bytes": len(PNG),
+        },
+        {"role": "user", "turn": 0, "kind": "text", "mimeType": "text/plain", "bytes": 2},
     ]
     assert record["tools"] == ["googleSearch"]
     assert record["thinking"] == {"includeThoughts": False, "thinkingBudget": 64}

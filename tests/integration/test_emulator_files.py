@@ -104,6 +104,7 @@ async def test_file_data_is_answered_and_recorded(
     record = emulator.requests[-1]
     assert record.parts[0] == {
         "role": "user",
+        "turn": 0,
         "kind": "file_data",
         "mimeType": "application/pdf",
         "bytes": len(DATA),

@@ -210,6 +210,8 @@ def test_status_reports_typed_rows_with_the_json_shape_of_the_tools() -> None:
         "quota_exhausted_for_s",
         "unavailable_for_s",
         "profile",
+        "endpoint",
+        "endpoint_down_for_s",
     ]
 
 

@@ -204,7 +204,12 @@ def test_many_distinct_free_text_reasons_make_one_series() -> None:
     for i in range(n):
         m.handle(ModelSkipped(f"r{i}", PRO, f"capability: input of {i} tokens > limit"))
     name = f"{PREFIX}_skipped_models_total"
-    assert m.registry.get_sample_value(name, {"model": PRO, "reason": "capability"}) == n
+    assert (
+        m.registry.get_sample_value(
+            name, {"model": PRO, "endpoint": "gemini", "reason": "capability"}
+        )
+        == n
+    )
     text = m.render()[0].decode()
     assert text.count(f"{name}{{") == 1
 

@@ -78,6 +78,10 @@ def metrics() -> ManagerMetrics:
 
 
 def value(m: ManagerMetrics, name: str, **labels: str) -> float | None:
+    """A sample; a model label without its endpoint means the default endpoint's."""
+    for prefix in ("", "from_", "to_"):
+        if f"{prefix}model" in labels:
+            labels.setdefault(f"{prefix}endpoint", "gemini")
     return m.registry.get_sample_value(name, labels)
 
 
@@ -130,7 +134,8 @@ def test_explicit_registry_is_used() -> None:
     registry = CollectorRegistry()
     m = ManagerMetrics(CHAIN, registry)
     assert m.registry is registry
-    assert registry.get_sample_value(f"{P}_active_model", {"model": PRO, "role": "primary"}) == 1
+    primary = {"model": PRO, "endpoint": "gemini", "role": "primary"}
+    assert registry.get_sample_value(f"{P}_active_model", primary) == 1
 
 
 @pytest.mark.parametrize("chain", [[], [PRO, FLASH, PRO]])
@@ -384,7 +389,10 @@ def test_render_text_format_without_created_series() -> None:
     assert "version=0.0.4" in content_type
     text = body.decode()
     assert "_created" not in text
-    labels = f'from_model="{PRO}",reason="transient",to_model="{FLASH}"'
+    labels = (
+        f'from_endpoint="gemini",from_model="{PRO}",reason="transient",'
+        f'to_endpoint="gemini",to_model="{FLASH}"'
+    )
     assert f"{P}_failover_events_total{{{labels}}} 1.0" in text
 
 

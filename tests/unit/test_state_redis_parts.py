@@ -95,14 +95,14 @@ def test_junk_events_raise_value_error(junk: str) -> None:
 
 def test_decode_reading_consumes_one_models_replies_and_survives_junk() -> None:
     replies = iter(
-        [{"epoch": "x"}, "12.5", None, "junk", ["2", "5"], [None, None], ["1", "x"], "next"]
+        [{"epoch": "x"}, "12.5", None, "junk", None, ["2", "5"], [None, None], ["1", "x"], "next"]
     )
     with capture_logs() as logs:
         reading = decode_reading("m", replies, range(10, 13))
     assert next(replies) == "next"  # exactly its own replies consumed
     assert reading.breaker is None
     assert [e["event"] for e in logs] == ["unreadable breaker snapshot in redis"]
-    assert reading.cooldowns == dict(zip(CooldownKind, [12.5, 0.0, 0.0], strict=True))
+    assert reading.cooldowns == dict(zip(CooldownKind, [12.5, 0.0, 0.0, 0.0], strict=True))
     assert list(reading.buckets) == [(10, 2, 5), (11, 0, 0), (12, 1, 0)]
 
 

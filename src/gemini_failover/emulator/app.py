@@ -110,6 +110,11 @@ class Emulator:
     # ------------------------------------------------------------------ files
 
     @property
+    def vertex_token(self) -> str:
+        """The OAuth bearer token the Vertex AI paths accept."""
+        return self._scenario.vertex_token
+
+    @property
     def files(self) -> list[dict[str, Any]]:
         """The Files API's files (every endpoint's, expired ones left out): each a File
         resource plus ``endpoint`` (its owner) and ``pages`` (PDFs)."""

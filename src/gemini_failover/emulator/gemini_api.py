@@ -62,7 +62,7 @@ def _part_records(
     resolved = iter(inputs)
     records: list[dict[str, Any]] = []
     for part in parts:
-        record: dict[str, Any] = {"role": part.role, "kind": part.kind}
+        record: dict[str, Any] = {"role": part.role, "turn": part.turn, "kind": part.kind}
         if part.kind in ("inline_data", "file_data"):
             item = next(resolved, None)
             record["mimeType"] = item.mime_type if item else part.mime_type

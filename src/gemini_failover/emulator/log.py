@@ -30,7 +30,8 @@ class RequestRecord:
     the emulator). ``faults`` lists every fault that fired, in order, including latency.
     ``endpoint``: the endpoint's name (``gemini_api``, ``vertex`` or a scenario
     endpoint's name). ``parts``: every part of every turn of a generate, stream or
-    count_tokens request (``role``, ``kind``, ``mimeType``, ``bytes``, ``fileUri``);
+    count_tokens request (``role``, ``turn``: its turn's index, ``kind``, ``mimeType``,
+    ``bytes``, ``fileUri``);
     ``tools``: the tools declared; ``thinking``: the thinking config; ``file``: the
     ``files/{id}`` a Files API request made or named.
     """

@@ -15,7 +15,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -46,8 +46,9 @@ from gemini_failover.emulator.wire import (
     route_model_path,
     sse_frame,
 )
-from gemini_failover.gateway import mapping
+from gemini_failover.gateway import mapping, replies
 from gemini_failover.gateway.auth import KeyCheck
+from gemini_failover.gateway.disconnect import Watch, until_disconnect
 from gemini_failover.gateway.errors import blocked_response, failure_reply
 from gemini_failover.gateway.mapping import MappingError
 from gemini_failover.gateway.progress import (
@@ -94,6 +95,19 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     code = exc.status_code if isinstance(exc, HTTPException) else 500
     message = f"The requested URL {request.url.path} was not found on this server."
     return JSONResponse(error_body(code, message if code == 404 else None), status_code=code)
+
+
+_T = TypeVar("_T")
+
+#: Bodies larger than this are mapped in a worker thread: decoding, hashing and sizing
+#: inline data costs ~3 ms per MB, which must not stall every other request.
+OFF_LOOP_BYTES = 1024 * 1024
+
+
+async def _off_loop_if_large(size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    if size > OFF_LOOP_BYTES:
+        return await asyncio.to_thread(fn, *args)
+    return fn(*args)
 
 
 class GeminiGateway:
@@ -189,18 +203,22 @@ class GeminiGateway:
         if body is None:
             await _reply(replier, invalid_argument("Invalid JSON payload received."))
             return
-        verb, model, watch = route.verb, route.model, _Watch()
+        verb, model, watch = route.verb, route.model, Watch()
         request: GenerationRequest | None = None
         texts: tuple[str, ...] = ()  # what the span records as input (trace_content)
         try:
             if route.action in ("generate", "stream"):
-                request = mapping.generation_request(body, model)
+                request = await _off_loop_if_large(
+                    len(payload), mapping.generation_request, body, model
+                )
                 if route.action == "generate":
                     work = self._generate(replier, request, target)
                 else:
                     work = self._stream(replier, request, target, _alt(scope), watch)
             elif route.action == "count_tokens":
-                contents = mapping.count_tokens_contents(body, model)
+                contents = await _off_loop_if_large(
+                    len(payload), mapping.count_tokens_contents, body, model
+                )
                 texts = tuple(turn.text for turn in contents)
                 work = self._count(replier, contents, target)
             else:
@@ -213,7 +231,7 @@ class GeminiGateway:
         if self.tracer is not None:
             start, chain = target.first, target.chain
             work = self.tracer.traced(work, route.action, start, chain, request, texts)
-        await _until_disconnect(receive, work, watch)
+        await until_disconnect(receive, work, watch)
 
     # -- the calls -------------------------------------------------------------------------
 
@@ -228,8 +246,14 @@ class GeminiGateway:
             return
         prov = result.provenance
         served = prov.served_by or target.first
-        body = mapping.generate_response(
-            result.text, result.finish_reason, result.usage, model_version=served, response_id=rid
+        body = replies.generate_response(
+            result.text,
+            result.finish_reason,
+            result.usage,
+            model_version=served,
+            response_id=rid,
+            thoughts=result.thoughts,
+            grounding=result.grounding,
         )
         if self.tracer is not None:
             self.tracer.answered(result.usage, result.finish_reason, served, result.text)
@@ -277,7 +301,7 @@ class GeminiGateway:
         request: GenerationRequest,
         target: Target,
         sse: bool,
-        watch: _Watch,
+        watch: Watch,
     ) -> None:
         """Relay the manager's stream: headers and the first chunk once the first text
         exists (a failure before it is a plain error answer), then one chunk per delta,
@@ -306,13 +330,13 @@ class GeminiGateway:
                 if seen is not None:
                     seen.append(first)
                 await frames.send(
-                    mapping.text_chunk(first, model_version=progress.model, response_id=rid)
+                    replies.text_chunk(first, model_version=progress.model, response_id=rid)
                 )
             try:
                 async for delta in deltas:
                     if seen is not None:
                         seen.append(delta)
-                    chunk = mapping.text_chunk(delta, model_version=progress.model, response_id=rid)
+                    chunk = replies.text_chunk(delta, model_version=progress.model, response_id=rid)
                     await frames.send(chunk)
             except RequestFailed as exc:
                 await self._end_stream(frames, rid, exc, progress.model, watch)
@@ -324,8 +348,14 @@ class GeminiGateway:
             if self.tracer is not None:
                 text = "".join(seen) if seen is not None else None
                 self.tracer.answered(usage, finish, served, text)
-            last = mapping.final_chunk(
-                finish, usage or _NO_USAGE, model_version=served, response_id=rid
+            last = replies.final_chunk(
+                finish,
+                usage or _NO_USAGE,
+                model_version=served,
+                response_id=rid,
+                text=result.text if result else "",
+                thoughts=result.thoughts if result else "",
+                grounding=result.grounding if result else None,
             )
             await frames.send(last)
             await frames.end()
@@ -343,7 +373,7 @@ class GeminiGateway:
 
     @staticmethod
     async def _end_stream(
-        frames: _Frames, rid: str, exc: RequestFailed, model: str, watch: _Watch
+        frames: _Frames, rid: str, exc: RequestFailed, model: str, watch: Watch
     ) -> None:
         """A stream that cannot go on: a refusal is its last event (as Gemini sends
         it), anything else an error event (which the SDKs raise)."""
@@ -402,42 +432,6 @@ def _start_not_supported(target: Target) -> ErrorReply:
 
 async def _reply(replier: AsgiReplier, reply: ErrorReply) -> None:
     await replier.json(reply.code, reply.body, reply.headers)
-
-
-class _Watch:
-    """Whether a client disconnect should still cancel the request (``active``), and
-    whether it did (``fired``)."""
-
-    __slots__ = ("active", "fired", "task")
-
-    def __init__(self) -> None:
-        self.task = asyncio.current_task()
-        self.active = True
-        self.fired = False
-
-
-async def _watch(receive: Receive, watch: _Watch) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    if watch.active and watch.task is not None:
-        watch.fired = True
-        watch.task.cancel()
-
-
-async def _until_disconnect(receive: Receive, work: Awaitable[None], watch: _Watch) -> None:
-    """Run ``work``; if the client disconnects first, cancel it (which closes the
-    upstream request) and return. Plain asyncio rather than a task group: this is on
-    every request's path, and a task group costs several times more."""
-    watcher = asyncio.get_running_loop().create_task(_watch(receive, watch))
-    try:
-        await work
-    except asyncio.CancelledError:
-        if watch.fired and watch.task is not None and watch.task.uncancel() == 0:
-            return
-        raise
-    finally:
-        watch.active = False
-        watcher.cancel()
 
 
 def build_gateway_app(

@@ -50,7 +50,7 @@ _AUTH_MESSAGE = (
     "configuration problem of the gateway, not of your request; its operator has been "
     "alerted."
 )
-_MODEL_IN_AUTH = re.compile(r"\) for (\S+?):")
+_MODEL_IN_AUTH = re.compile(r"\) for (\S+): ")  # a model key may hold a colon
 _BLOCK_REASON = re.compile(r"\(([A-Z_]+)\)\s*$")
 
 

@@ -1,11 +1,13 @@
 """Gemini API JSON <-> the failover manager's requests and results.
 
-The one place that decides which parts of a Gemini request the manager can carry. A
-field the manager cannot carry yet (inline data, tools, thinking, safety settings, ...)
-is never dropped silently: the request is refused with 400 INVALID_ARGUMENT naming the
-field (:data:`UNSUPPORTED`). A field the Gemini API itself does not have is refused the
-way Gemini refuses it ("Unknown name ... Cannot find field."). Extending the gateway to
-a new capability means moving its field from the unsupported table to a mapping here.
+The one place that decides which parts of a Gemini request the manager can carry (the
+features beyond text, inline data, thinking and the search / URL-context tools, are
+read in :mod:`.features`). A field the manager cannot carry yet (file data, function
+calling, safety settings, ...) is never dropped silently: the request is refused with
+400 INVALID_ARGUMENT naming the field (:data:`UNSUPPORTED`). A field the Gemini API
+itself does not have is refused the way Gemini refuses it ("Unknown name ... Cannot find
+field."). Extending the gateway to a new capability means moving its field from the
+unsupported table to a mapping here. Answers are built in :mod:`.replies`.
 
 Both spellings the API accepts are read: ``generationConfig`` and ``generation_config``.
 """
@@ -22,15 +24,12 @@ from typing import Any
 from gemini_failover.emulator.schema import openapi_to_json_schema
 from gemini_failover.emulator.wire import (
     ErrorReply,
-    generate_content_response,
     invalid_argument,
     normalise_model,
-    stream_chunk,
-    text_candidate,
     unknown_field,
-    usage_metadata,
 )
-from gemini_failover.protocol import GenerationRequest, Turn, Usage
+from gemini_failover.gateway.features import FeatureError, inline_media, thinking_of, tools_of
+from gemini_failover.protocol import Attachment, GenerationRequest, Turn
 
 __all__ = [
     "UNSUPPORTED",
@@ -38,10 +37,7 @@ __all__ = [
     "MappingError",
     "count_tokens_contents",
     "embed_call",
-    "final_chunk",
-    "generate_response",
     "generation_request",
-    "text_chunk",
 ]
 
 
@@ -65,7 +61,7 @@ _GENERATE: dict[str, bool | str] = {
     "contents": True,
     "systemInstruction": True,
     "generationConfig": True,
-    "tools": _LATER,
+    "tools": True,  # googleSearch and urlContext (features.tools_of)
     "toolConfig": _LATER,
     "safetySettings": _LATER,
     "cachedContent": _LATER,
@@ -90,7 +86,7 @@ _CONFIG: dict[str, bool | str] = {
     "logprobs": _LATER,
     "enableEnhancedCivicAnswers": _LATER,
     "speechConfig": _LATER,
-    "thinkingConfig": _LATER,
+    "thinkingConfig": True,
     "imageConfig": _LATER,
     "mediaResolution": _LATER,
     "audioTimestamp": _LATER,
@@ -102,15 +98,16 @@ _CONFIG: dict[str, bool | str] = {
 _CONTENT: dict[str, bool | str] = {"role": True, "parts": True}
 _PART: dict[str, bool | str] = {
     "text": True,
-    "inlineData": _LATER,
-    "fileData": _LATER,
+    "inlineData": True,
+    "fileData": "a file in one API key's Files API storage, which a failover to another "
+    "key or endpoint cannot read: send its bytes as inlineData",
     "functionCall": _LATER,
     "functionResponse": _LATER,
     "executableCode": _LATER,
     "codeExecutionResult": _LATER,
     "videoMetadata": _LATER,
-    "thought": _LATER,
-    "thoughtSignature": _LATER,
+    "thought": True,  # a thought summary in the history: not sent again
+    "thoughtSignature": True,  # one model's own: ignored (no function calling here)
     "partMetadata": _LATER,
 }
 #: EmbedContentRequest fields (also each request of batchEmbedContents).
@@ -178,7 +175,21 @@ def _invalid_value(at: str, kind: str, value: Any) -> ErrorReply:
 
 
 def _text_of(content: Any, at: str, *, parts_required: bool = True) -> tuple[str, str]:
-    """(role, text) of one Content."""
+    """(role, text) of one Content that may hold text only."""
+    role, text, attachments = _content_of(content, at, parts_required=parts_required)
+    if attachments:
+        raise MappingError(
+            invalid_argument(f"{at}.parts: only text is supported here by the gateway")
+        )
+    return role, text
+
+
+def _content_of(
+    content: Any, at: str, *, parts_required: bool = True
+) -> tuple[str, str, tuple[Attachment, ...]]:
+    """(role, text, attachments) of one Content. A turn's files are sent before its
+    text (as the MCP tools send them): its text parts must therefore be adjacent, so
+    that no text is moved across a file."""
     fields = _fields(content, _CONTENT, at)
     role = fields.get("role") or "user"
     if role not in ("user", "model"):
@@ -195,9 +206,28 @@ def _text_of(content: Any, at: str, *, parts_required: bool = True) -> tuple[str
             )
         )
     texts: list[str] = []
+    attachments: list[Attachment] = []
+    last_text = -2
     for j, part in enumerate(parts):
         where = f"{at}.parts[{j}]"
-        text = _fields(part, _PART, where).get("text")
+        fields = _fields(part, _PART, where)
+        text = fields.get("text")
+        blob = fields.get("inlineData")
+        if blob is not None and text is not None:
+            raise MappingError(
+                invalid_argument(
+                    f"* GenerateContentRequest.{where}.data: oneof field 'data' is already set. "
+                    "Cannot set 'inline_data'"
+                )
+            )
+        if fields.get("thought") is True:
+            continue  # a thought summary from an earlier answer: models do not read them
+        if blob is not None:
+            try:
+                attachments.append(inline_media(blob, f"{_snake(where)}.inline_data"))
+            except FeatureError as exc:
+                raise MappingError(exc.reply) from None
+            continue
         if text is None:
             raise MappingError(
                 invalid_argument(
@@ -207,8 +237,17 @@ def _text_of(content: Any, at: str, *, parts_required: bool = True) -> tuple[str
             )
         if not isinstance(text, str):
             raise MappingError(_invalid_value(f"{where}.text", "TYPE_STRING", text))
+        if texts and attachments and last_text != j - 1:
+            raise MappingError(
+                invalid_argument(
+                    f"{at}.parts: text on both sides of inlineData in one turn is not "
+                    "supported by the gateway yet: put the turn's files before or after "
+                    "all of its text"
+                )
+            )
         texts.append(text)
-    return str(role), "".join(texts)
+        last_text = j
+    return str(role), "".join(texts), tuple(attachments)
 
 
 def _turns(contents: Any, at: str = "contents") -> tuple[Turn, ...]:
@@ -222,8 +261,8 @@ def _turns(contents: Any, at: str = "contents") -> tuple[Turn, ...]:
         raise MappingError(_invalid_value(at, "TYPE_MESSAGE", contents))
     turns: list[Turn] = []
     for i, content in enumerate(contents):
-        role, text = _text_of(content, f"{at}[{i}]")
-        turns.append(Turn("model" if role == "model" else "user", text))
+        role, text, attachments = _content_of(content, f"{at}[{i}]")
+        turns.append(Turn("model" if role == "model" else "user", text, attachments))
     return tuple(turns)
 
 
@@ -268,6 +307,10 @@ def _config(raw: Any) -> dict[str, Any]:
             )
         )
     out["response_schema"] = _schema(config)
+    try:
+        out["thinking"] = thinking_of(config.get("thinkingConfig"))
+    except FeatureError as exc:
+        raise MappingError(exc.reply) from None
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -323,9 +366,15 @@ def generation_request(body: dict[str, Any], model: str | None = None) -> Genera
             system = raw_system
         else:
             system = _text_of(raw_system, "system_instruction", parts_required=False)[1]
+    try:
+        tools = tools_of(fields.get("tools"))
+    except FeatureError as exc:
+        raise MappingError(exc.reply) from None
     return GenerationRequest(
         contents=_turns(fields.get("contents")),
         system_instruction=system or None,
+        google_search=tools.google_search,
+        url_context=tools.url_context,
         **_config(fields.get("generationConfig")),
     )
 
@@ -395,40 +444,3 @@ def _same_model(named: Any, model: str | None) -> None:
                 f"URL (models/{model})."
             )
         )
-
-
-# -- responses -------------------------------------------------------------------------
-
-
-def _usage(usage: Usage) -> dict[str, Any]:
-    return usage_metadata(usage.prompt_tokens, usage.output_tokens)
-
-
-def generate_response(
-    text: str, finish_reason: str, usage: Usage, *, model_version: str, response_id: str
-) -> dict[str, Any]:
-    """A generateContent answer: one candidate, the real model in ``modelVersion``."""
-    return generate_content_response(
-        model_version=model_version,
-        response_id=response_id,
-        candidates=[text_candidate(text, finish_reason or "STOP")],
-        usage=_usage(usage),
-    )
-
-
-def text_chunk(text: str, *, model_version: str, response_id: str) -> dict[str, Any]:
-    """One stream event carrying a text delta."""
-    return stream_chunk(text, model_version=model_version, response_id=response_id)
-
-
-def final_chunk(
-    finish_reason: str, usage: Usage, *, model_version: str, response_id: str
-) -> dict[str, Any]:
-    """The last stream event: no text, the finish reason and the usage."""
-    return stream_chunk(
-        "",
-        model_version=model_version,
-        response_id=response_id,
-        finish_reason=finish_reason or "STOP",
-        usage=_usage(usage),
-    )

@@ -3,7 +3,9 @@
 A configured alias (``auto`` by default) selects a chain from its start: the generation
 chain for generateContent / streamGenerateContent / countTokens, the embedding chain for
 embedContent / batchEmbedContents. A chain model's own name selects its chain starting
-at that model. Any other name is Gemini's 404 NOT_FOUND.
+at that model; a bare model name selects the first chain entry serving that model,
+on whichever endpoint (``gemini-2.5-pro`` for ``vertex:gemini-2.5-pro``). Any other
+name is Gemini's 404 NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gemini_failover import pairs
 from gemini_failover.emulator.wire import ACTION_METHODS, Action, model_resource
 
 __all__ = ["EMBED_METHODS", "GENERATE_METHODS", "ChainRouter", "Target"]
@@ -59,10 +62,13 @@ class ChainRouter:
             return Target(kind, 0, chain) if chain else None
         if model in chain:
             return Target(kind, chain.index(model), chain)
-        return None
+        # -- endpoints: a bare model name is the first entry serving that model --
+        bare = next((i for i, key in enumerate(chain) if pairs.model_of(key) == model), None)
+        return Target(kind, bare, chain) if bare is not None else None
 
     def known(self, model: str) -> bool:
-        return model in self.aliases or model in self.models or model in self.embedding_models
+        every = (*self.models, *self.embedding_models)
+        return model in self.aliases or any(model in (k, pairs.model_of(k)) for k in every)
 
     def method_of(self, action: Action) -> str:
         return ACTION_METHODS.get(action, "generateContent")

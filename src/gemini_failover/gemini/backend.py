@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from google.api_core import exceptions as gexc
 
 from gemini_failover.gemini import errors, wire
-from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
+from gemini_failover.gemini.answers import grounding_of
+from gemini_failover.gemini.clients import ClientSpec, NoUploads, make_client
 from gemini_failover.gemini.content import render_contents, thinking_config
 from gemini_failover.gemini.uploads import DEFAULT_REUSE_MARGIN, FileCache, Opener
 from gemini_failover.protocol import (
@@ -33,17 +34,11 @@ from gemini_failover.protocol import (
     Turn,
     Usage,
 )
-from gemini_failover.resilience.errors import EmptyResponse, ResponseBlocked
+from gemini_failover.resilience.errors import EmptyResponse
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types as genai_types
-
-#: finish reasons that mean "the model refused", not "the model finished".
-_BLOCK_REASONS = frozenset(
-    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
-)
-
 
 _T = TypeVar("_T")
 
@@ -135,35 +130,64 @@ class GeminiBackend:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: str | None = None,
         base_url: str | None = None,
         api_version: str = "v1beta",
         opener: Opener | None = None,
         upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
         spool_dir: str | None = None,
+        spec: ClientSpec | None = None,
         direct: bool = True,
     ) -> None:
         """``opener`` reads a path-only ``Media`` for the Files API (without one such
         media are refused); an upload is reused until ``upload_reuse_margin`` seconds
         before it expires; content to upload is spooled to a private temporary file in
         ``spool_dir`` (default: the system's temporary directory) while it is sent.
-        ``direct``: plain text requests skip the SDK's models (:mod:`.wire`)."""
-        self._api_key = api_key
-        self._base_url = base_url
-        self._api_version = api_version
+        ``spec`` (an endpoint: Vertex AI, say) replaces api_key/base_url/api_version.
+        ``direct``: plain text requests to a Gemini API endpoint with an API key skip
+        the SDK's models (:mod:`.wire`)."""
+        if spec is None:
+            spec = ClientSpec(api_key=api_key, base_url=base_url, api_version=api_version)
+        self._spec = spec
         self._client: genai.Client | None = None
+        self._connecting: asyncio.Lock | None = None
         self._info_cache: dict[str, ModelInfo] = {}
         self._wire = (
-            wire.WireClient(api_key=api_key, base_url=base_url, api_version=api_version)
-            if direct and wire.available()
+            wire.WireClient(
+                api_key=spec.api_key,
+                base_url=spec.base_url,
+                api_version=spec.api_version or "v1beta",
+            )
+            if direct and not spec.vertex and spec.api_key is not None and wire.available()
             else None
         )
-        self._files = FileCache(
+        files = FileCache if spec.uploads else NoUploads
+        self._files = files(
             self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"GeminiBackend(base_url={self._base_url!r}, api_version={self._api_version!r})"
+        spec = self._spec
+        return f"GeminiBackend({spec.kind}, base_url={spec.base_url!r}, project={spec.project!r})"
+
+    @property
+    def spec(self) -> ClientSpec:
+        return self._spec
+
+    async def _connect(self) -> None:
+        """Make the client now, in a worker thread, when that means looking up
+        Application Default Credentials (else it is made on first use)."""
+        if self._client is not None or not self._spec.blocking:
+            return
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._client is None:
+                try:
+                    client = await asyncio.to_thread(make_client, self._spec)
+                except Exception as exc:  # google.auth: no usable default credentials
+                    raise errors.no_credentials(exc) from exc
+                self._client = self._client or client
 
     async def warm_up(self) -> None:
         """Import the SDK in a worker thread so the first request does not pay for it."""
@@ -175,17 +199,7 @@ class GeminiBackend:
 
     def _sdk_client(self) -> genai.Client:
         if self._client is None:
-            from google import genai
-            from google.genai import types
-
-            self._client = genai.Client(
-                api_key=self._api_key,
-                http_options=types.HttpOptions(
-                    base_url=self._base_url,
-                    api_version=self._api_version,
-                    retry_options=types.HttpRetryOptions(attempts=1),
-                ),
-            )
+            self._client = make_client(self._spec)
         return self._client
 
     async def aclose(self) -> None:
@@ -205,11 +219,12 @@ class GeminiBackend:
         call: Callable[[list[dict[str, Any]]], Awaitable[_T]],
         *,
         timeout: float,
+        urls_turn: int | None = None,
     ) -> _T:
         """Render ``turns`` (uploading files as needed) and ``call`` with them. When the
         call fails with 403/404 and an uploaded file it referenced is gone upstream
         (deleted, expired), upload it again and call once more."""
-        contents, referenced = await render_contents(turns, urls, self._files)
+        contents, referenced = await render_contents(turns, urls, urls_turn, self._files)
         try:
             return await call(contents)
         except errors.catchable() as exc:
@@ -221,7 +236,7 @@ class GeminiBackend:
                 or not await self._files.forget_missing(referenced, timeout=timeout)
             ):
                 raise
-        contents, _ = await render_contents(turns, urls, self._files)
+        contents, _ = await render_contents(turns, urls, urls_turn, self._files)
         return await call(contents)
 
     @staticmethod
@@ -238,32 +253,9 @@ class GeminiBackend:
             request.stop_sequences,
             json.dumps(schema, sort_keys=True) if schema is not None else None,
             request.google_search,
-            bool(request.urls),
+            request.uses_url_context,
             json.dumps(thinking, sort_keys=True) if thinking is not None else None,
         )
-
-    # -- response reading -------------------------------------------------------
-
-    @staticmethod
-    def _read(response: genai_types.GenerateContentResponse) -> tuple[str, str, str | None]:
-        """(text, thoughts, finish_reason) of the first candidate; raises for blocks."""
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            raise ResponseBlocked(f"prompt blocked: {feedback.block_reason.value}")
-        if not response.candidates:
-            return "", "", None
-        candidate = response.candidates[0]
-        reason = candidate.finish_reason.value if candidate.finish_reason else None
-        text, thoughts = split_parts(candidate)
-        if reason in _BLOCK_REASONS:
-            raise ResponseBlocked(reason or "unknown")
-        return text, thoughts, reason
-
-    @staticmethod
-    def _grounding_metadata(
-        response: genai_types.GenerateContentResponse,
-    ) -> genai_types.GroundingMetadata | None:
-        return response.candidates[0].grounding_metadata if response.candidates else None
 
     # -- operations -------------------------------------------------------------
 
@@ -287,21 +279,26 @@ class GeminiBackend:
 
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._with_contents(
-                    request.contents, request.urls, call, timeout=timeout
+                    request.contents,
+                    request.urls,
+                    call,
+                    timeout=timeout,
+                    urls_turn=request.urls_turn,
                 )
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
-        text, thoughts, reason = self._read(response)  # first: a blocked prompt has none
-        if not text:
-            raise EmptyResponse(f"{model} returned an empty answer (finish {reason})")
+        read = wire.sdk_chunk(response)  # first: a blocked prompt has no text
+        if not read.text:
+            raise EmptyResponse(f"{model} returned an empty answer (finish {read.reason})")
         return GenerationResult(
-            text=text,
-            finish_reason=reason or "STOP",
-            usage=usage_of(response) or Usage(),
+            text=read.text,
+            finish_reason=read.reason or "STOP",
+            usage=read.usage or Usage(),
             model_version=response.model_version,
-            grounding=grounding_of(self._grounding_metadata(response), text),
-            thoughts=thoughts,
+            grounding=grounding_of(read.grounding, read.text),
+            thoughts=read.thoughts,
         )
 
     async def stream(
@@ -352,8 +349,13 @@ class GeminiBackend:
                     async for event in self._wire.stream(model, request):
                         queue.put_nowait(event)
                     return
+                await self._connect()
                 iterator, head = await self._with_contents(
-                    request.contents, request.urls, first, timeout=timeout
+                    request.contents,
+                    request.urls,
+                    first,
+                    timeout=timeout,
+                    urls_turn=request.urls_turn,
                 )
                 if head is not None:
                     queue.put_nowait(head)
@@ -423,6 +425,7 @@ class GeminiBackend:
 
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._with_contents(contents, (), call, timeout=timeout)
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
@@ -433,6 +436,7 @@ class GeminiBackend:
     ) -> list[list[float]]:
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 response = await self._aio.models.embed_content(model=model, contents=list(texts))
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
@@ -447,6 +451,7 @@ class GeminiBackend:
             return cached
         try:
             async with asyncio.timeout(timeout):
+                await self._connect()
                 raw = await self._aio.models.get(model=model)
         except errors.catchable() as exc:
             raise _normalised(exc) from exc

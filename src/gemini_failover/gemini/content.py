@@ -9,11 +9,11 @@ Parts (per turn: its attachments in order, then its text):
 | ``Media`` with ``data`` | ``{"inlineData": {"mimeType", "data"}}`` |
 | ``Media``, ``path`` only | ``{"fileData": {"fileUri", "mimeType"}}``: this endpoint's upload |
 | ``urls`` | the ``urlContext`` tool, and a text part listing the URLs at the end of |
-| | the first user turn (the URL-context tool reads URLs from the prompt) |
+| | the user turn they came with, ``urls_turn`` (the tool reads URLs from the prompt) |
 | ``google_search`` | the ``googleSearch`` tool |
 
-The URLs go to the first user turn rather than the last so that a continuation
-(contents + the partial answer + "continue") keeps them where they were.
+``urls_turn`` is fixed when the request is built (its last user turn), so a
+continuation (contents + the partial answer + "continue") keeps the URLs where they were.
 
 Thinking (``Thinking.level``):
 
@@ -94,12 +94,12 @@ def urls_text(urls: tuple[str, ...]) -> str:
 
 
 async def render_contents(
-    turns: tuple[Turn, ...], urls: tuple[str, ...], files: FileCache
+    turns: tuple[Turn, ...], urls: tuple[str, ...], urls_turn: int | None, files: FileCache
 ) -> tuple[list[dict[str, Any]], tuple[str, ...]]:
     """The SDK ``contents`` and the names of the uploaded files they reference."""
     contents: list[dict[str, Any]] = []
     referenced: list[str] = []
-    url_turn = next((i for i, t in enumerate(turns) if t.role == "user"), None) if urls else None
+    url_turn = urls_turn if urls else None
     for index, turn in enumerate(turns):
         parts: list[dict[str, Any]] = []
         for attachment in turn.attachments:

@@ -182,6 +182,17 @@ def refused(message: str) -> gexc.GoogleAPICallError:
     return exc
 
 
+def no_credentials(exc: BaseException) -> gexc.GoogleAPICallError:
+    """Application Default Credentials could not be found or loaded: a credentials
+    fault of the endpoint (401, reason CREDENTIALS_MISSING), like a rejected key."""
+    result = gexc.Unauthenticated(
+        f"no usable Application Default Credentials ({type(exc).__name__}); run "
+        "`gcloud auth application-default login` or set access_token"
+    )
+    attach(result, Upstream(status="401", reason="CREDENTIALS_MISSING"))
+    return result
+
+
 def normalise_upload(exc: BaseException) -> gexc.GoogleAPICallError | None:
     """As :func:`normalise`, plus what ``files.upload`` raises when the resumable
     protocol's answers are not what it expects: ``KeyError`` (no upload URL on the

@@ -70,7 +70,7 @@ def is_plain(request: GenerationRequest) -> bool:
     return (
         request.thinking is None
         and not request.google_search
-        and not request.urls
+        and not request.uses_url_context
         and all(not turn.attachments for turn in request.contents)
     )
 

@@ -5,7 +5,8 @@ Metric names are a public interface: operators paste them into dashboards and th
 alert rules in ``deploy/prometheus/alerts.yml`` use them. Do not rename them. The
 table's order is the exposition's order.
 
-Label values are only model names, status codes, categories, operation names and
+Label values are only model names (``model`` is the bare model, ``endpoint`` the quota
+pool serving it), status codes, categories, operation names and
 short reason tokens, never free text from upstream (see ``Token`` in
 :mod:`gemini_failover.resilience.event_spec`).
 """
@@ -55,7 +56,7 @@ class MetricDef:
     labels: tuple[str, ...]
     buckets: tuple[float, ...] | None = None
     #: Series created at 0 for every model of the chains, given as the values of the
-    #: labels after the first (``model``) one: a counter series that is born at 1 is
+    #: labels after the first two (``model``, ``endpoint``): a counter series that is born at 1 is
     #: invisible to ``rate``/``increase``, so the first event would go unseen.
     per_model: tuple[tuple[str, ...], ...] = ()
 
@@ -68,7 +69,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "active_model",
         "gauge",
         "1 for the model currently taking traffic, 0 for the other models of the chain.",
-        ("model", "role"),
+        ("model", "endpoint", "role"),
     ),
     # -- failover and upstream requests -------------------------------------------------
     M(
@@ -76,7 +77,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "counter",
         "Requests moved from one model to the next, by reason "
         "(an error category, breaker_open, quota_exhausted, spill, ...).",
-        ("from_model", "to_model", "reason"),
+        ("from_model", "from_endpoint", "to_model", "to_endpoint", "reason"),
     ),
     M(
         "requests_total",
@@ -84,14 +85,14 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "Upstream Gemini requests (one per attempt), by model and outcome status "
         '("ok", an HTTP code, "timeout", "network", "malformed", "truncated", '
         '"empty", "schema", "blocked").',
-        ("model", "status_code"),
+        ("model", "endpoint", "status_code"),
         per_model=(("ok",),),
     ),
     M(
         "request_latency_seconds",
         "histogram",
         "Latency of one upstream Gemini request (one attempt), by model and operation.",
-        ("model", "operation"),
+        ("model", "endpoint", "operation"),
         buckets=ATTEMPT_BUCKETS,
     ),
     M(
@@ -114,20 +115,20 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "retries_total",
         "counter",
         "Same-model retries scheduled, by model and error category.",
-        ("model", "category"),
+        ("model", "endpoint", "category"),
     ),
     M(
         "retry_budget_exhausted_total",
         "counter",
         "Retries refused because the retry budget was spent (retry-storm guard).",
-        ("model",),
+        ("model", "endpoint"),
     ),
     # -- circuit breakers ---------------------------------------------------------------
     M(
         "circuit_breaker_state",
         "gauge",
         "Circuit breaker state per model: 0 closed, 1 half-open, 2 open.",
-        ("model",),
+        ("model", "endpoint"),
         per_model=((),),
     ),
     M(
@@ -136,7 +137,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "Circuit breaker state changes decided by this instance (changes applied "
         "from shared state are not counted, so a sum over instances counts each "
         "change once).",
-        ("model", "from_state", "to_state"),
+        ("model", "endpoint", "from_state", "to_state"),
         per_model=(("closed", "open"), ("half_open", "open")),
     ),
     # -- rate limits, shedding, quotas, availability ------------------------------------
@@ -144,13 +145,13 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "rate_limit_waits_total",
         "counter",
         "Waits on the same model after a per-minute rate limit (429).",
-        ("model",),
+        ("model", "endpoint"),
     ),
     M(
         "rate_limit_wait_seconds",
         "histogram",
         "Time spent waiting for a rate limit to clear (Retry-After / retryDelay).",
-        ("model",),
+        ("model", "endpoint"),
         buckets=WAIT_BUCKETS,
     ),
     M(
@@ -158,53 +159,53 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "counter",
         "Requests refused with a retry-after error instead of being queued, "
         "by model and reason (rate_limited, deadline, overloaded).",
-        ("model", "reason"),
+        ("model", "endpoint", "reason"),
         per_model=(("rate_limited",), ("deadline",), ("overloaded",)),
     ),
     M(
         "quota_exhausted_total",
         "counter",
         "Per-day quota exhaustions (the model is skipped until its quota resets).",
-        ("model",),
+        ("model", "endpoint"),
     ),
     M(
         "model_unavailable_total",
         "counter",
         "Times a model was marked unavailable (404 on the model).",
-        ("model",),
+        ("model", "endpoint"),
     ),
     M(
         "skipped_models_total",
         "counter",
         "Chain models not tried for a request, by reason "
         "(breaker_open, quota_exhausted, unavailable, capability).",
-        ("model", "reason"),
+        ("model", "endpoint", "reason"),
     ),
     M(
         "auth_failures_total",
         "counter",
         "Upstream 401/403 answers: the credentials need an operator.",
-        ("model", "status_code"),
+        ("model", "endpoint", "status_code"),
         per_model=(("401",), ("403",)),
     ),
     M(
         "semantic_failures_total",
         "counter",
         "200 answers that were not answers (empty candidates, schema-invalid JSON).",
-        ("model", "kind"),
+        ("model", "endpoint", "kind"),
     ),
     # -- stream continuation ------------------------------------------------------------
     M(
         "continuations_total",
         "counter",
         "Broken streams continued on another model.",
-        ("from_model", "to_model", "reason"),
+        ("from_model", "from_endpoint", "to_model", "to_endpoint", "reason"),
     ),
     M(
         "continuation_overlap_trimmed_characters_total",
         "counter",
         "Characters of repeated text removed when stitching a continued stream.",
-        ("to_model",),
+        ("to_model", "to_endpoint"),
     ),
     # -- shared state backend -----------------------------------------------------------
     M(
@@ -218,7 +219,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
 METRICS_BY_NAME: Final[dict[str, MetricDef]] = {m.name: m for m in METRICS}
 
 #: The labels of the gauge an :class:`Activate` update drives.
-ACTIVE_LABELS: Final = ("model", "role")
+ACTIVE_LABELS: Final = ("model", "endpoint", "role")
 
 
 def update_problems(update: Update, metrics: dict[str, MetricDef]) -> list[str]:

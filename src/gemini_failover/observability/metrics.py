@@ -24,6 +24,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encode
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from gemini_failover import pairs
 from gemini_failover.observability.metric_defs import (
     ATTEMPT_BUCKETS,
     METRICS,
@@ -37,6 +38,7 @@ from gemini_failover.observability.metric_defs import (
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.event_spec import (
     Activate,
+    EndpointName,
     Observe,
     Set,
     Source,
@@ -116,8 +118,11 @@ class _Family:
 class _ActiveModels:
     """The one-hot ``active_model`` gauge: one model at 1 in each chain."""
 
-    def __init__(self, family: _Family, chains: Sequence[tuple[str, ...]]) -> None:
+    def __init__(
+        self, family: _Family, chains: Sequence[tuple[str, ...]], default_endpoint: str
+    ) -> None:
         self._family = family
+        self._default_endpoint = default_endpoint
         self._roles = {m: role_for(i) for c in chains for i, m in enumerate(c)}
         self._chain_of = {m: n for n, c in enumerate(chains) for m in c}
         for model in self._roles:
@@ -127,8 +132,9 @@ class _ActiveModels:
         for primary in self.active:
             family.child(self._key(primary)).set(1)
 
-    def _key(self, model: str) -> tuple[str, str]:
-        return (model, self._roles.get(model, UNLISTED_ROLE))
+    def _key(self, key: str) -> tuple[str, str, str]:
+        endpoint = pairs.endpoint_of(key, self._default_endpoint)
+        return (pairs.model_of(key), endpoint, self._roles.get(key, UNLISTED_ROLE))
 
     def switch(self, new: str, previous: str | None) -> None:
         # A model outside every chain joins the chain of the model it replaces.
@@ -179,11 +185,15 @@ class ManagerMetrics:
         *,
         initial_backend: str | None = "memory",
         extra_chains: Sequence[Sequence[str]] = (),
+        default_endpoint: str = pairs.IMPLICIT_ENDPOINT,
     ) -> None:
         """*chain* is the model chain, primary first. *extra_chains* are further chains
         whose events reach the same metrics (e.g. the embedding chain): each has its own
         active model and its own roles. *initial_backend* is the state backend reported
-        healthy until the first :class:`StateBackendHealth` event (None: no series)."""
+        healthy until the first :class:`StateBackendHealth` event (None: no series).
+        Chain entries are keys (``endpoint:model``, or a bare model on
+        *default_endpoint*): metrics label the bare model and its endpoint apart."""
+        self._default_endpoint = default_endpoint
         chains = [tuple(chain), *(tuple(c) for c in extra_chains)]
         if any(not c for c in chains):
             raise ValueError("a model chain is empty")
@@ -196,11 +206,12 @@ class ManagerMetrics:
         )
         self._exposed = _WithoutCreated(self.registry)
         self._families = {d.name: _Family(d, self.registry) for d in METRICS}
-        self._active = _ActiveModels(self._families["active_model"], chains)
+        self._active = _ActiveModels(self._families["active_model"], chains, default_endpoint)
         for family in self._families.values():
-            for model in every:
+            for key in every:
+                pair = (pairs.model_of(key), pairs.endpoint_of(key, default_endpoint))
                 for tail in family.definition.per_model:
-                    family.child((model, *tail))
+                    family.child((*pair, *tail))
         if initial_backend is not None:
             self._families["state_backend_healthy"].child((initial_backend,)).set(1)
         self._handlers: dict[type[Event], _Handler] = {}
@@ -245,7 +256,9 @@ class ManagerMetrics:
             switch = self._active.switch
             model_of, previous_of = attrgetter(update.model), attrgetter(update.previous)
             return lambda e: switch(model_of(e), previous_of(e))
-        raw_of, known = _children(self._families[update.metric], update.labels)
+        raw_of, known = _children(
+            self._families[update.metric], update.labels, self._default_endpoint
+        )
         if isinstance(update, Observe):
             value_of = attrgetter(update.value)
 
@@ -314,12 +327,19 @@ class _Known(dict[Any, Any]):
         return child
 
 
-def _children(family: _Family, labels: Mapping[str, Source]) -> tuple[Callable[[Any], Any], _Known]:
+def _children(
+    family: _Family, labels: Mapping[str, Source], default_endpoint: str
+) -> tuple[Callable[[Any], Any], _Known]:
     """For one update of *family*: a reader of the raw attribute values its labels
     come from (one ``attrgetter``) and the cache of children by those values."""
     ordered = [labels[name] for name in family.definition.labels]
     attrs = [attr_of(s) for s in ordered]
-    return attrgetter(*attrs), _Known(family, [transform(s) for s in ordered])
+
+    def endpoint(key: str) -> str:
+        return pairs.endpoint_of(key, default_endpoint)
+
+    transforms = [endpoint if isinstance(s, EndpointName) else transform(s) for s in ordered]
+    return attrgetter(*attrs), _Known(family, transforms)
 
 
 def _all(handlers: list[_Handler]) -> _Handler:

@@ -38,7 +38,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, StatusCode
 
-from gemini_failover import __version__
+from gemini_failover import __version__, pairs
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.event_spec import reader
 
@@ -51,6 +51,7 @@ TRACER_NAME: Final = "gemini_failover"
 DEFAULT_SERVICE_NAME: Final = "gemini-failover"
 #: ``gen_ai.provider.name`` (the Gemini API; Vertex AI would be ``gcp.vertex_ai``).
 PROVIDER: Final = "gcp.gemini"
+VERTEX_PROVIDER: Final = "gcp.vertex_ai"
 
 # GenAI semantic convention attribute names (checked against the
 # opentelemetry-semantic-conventions package in the tests; its GenAI names live in an
@@ -297,6 +298,14 @@ class Tracing:
         self._tracer = _tracer(provider)
         self._span_events: dict[type[ev.Event], tuple[str, Callable[[Any], dict[str, AttrValue]]]]
         self._span_events = {kind: _event_recorder(kind) for kind in SPAN_EVENTS}
+        self._vertex: frozenset[str] = frozenset()  # endpoints that are Vertex AI
+        self._default_endpoint = pairs.IMPLICIT_ENDPOINT
+
+    def set_endpoints(self, kinds: Mapping[str, str], default: str) -> None:
+        """The kind of each endpoint (``gemini_api``, ``vertex``) and the one bare chain
+        keys mean: attempt spans name the provider and the endpoint they went to."""
+        self._vertex = frozenset(name for name, kind in kinds.items() if kind == "vertex")
+        self._default_endpoint = default
 
     @property
     def provider(self) -> trace.TracerProvider | None:
@@ -327,10 +336,12 @@ class Tracing:
         operation = rs.operation if rs is not None else OPERATIONS.get(e.operation, e.operation)
         end = time.time_ns()
         start = end - int(max(e.latency, 0.0) * 1e9)
+        endpoint = pairs.endpoint_of(e.model, self._default_endpoint)
         attrs: dict[str, AttrValue] = {
             OPERATION: operation,
-            PROVIDER_NAME: PROVIDER,
-            REQUEST_MODEL: e.model,
+            PROVIDER_NAME: VERTEX_PROVIDER if endpoint in self._vertex else PROVIDER,
+            REQUEST_MODEL: pairs.model_of(e.model),
+            "gemini_failover.endpoint": endpoint,
             "gemini_failover.attempt.status": e.status,
             "gemini_failover.stream": e.operation == "stream",
         }
@@ -340,7 +351,7 @@ class Tracing:
         if failed:
             attrs[ERROR_TYPE] = str(e.category)
         else:
-            attrs[RESPONSE_MODEL] = e.model
+            attrs[RESPONSE_MODEL] = pairs.model_of(e.model)
         span = self._tracer.start_span(
             f"{operation} {e.model}", kind=SpanKind.CLIENT, attributes=attrs, start_time=start
         )

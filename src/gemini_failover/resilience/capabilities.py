@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-from gemini_failover.config import ModelOverride
+from gemini_failover import pairs
+from gemini_failover.config import ModelOverride, Settings
 from gemini_failover.protocol import GenerationRequest, Media, Modality, ModelInfo, Thinking
 
 #: How a model takes thinking settings: not at all, a token budget, or a level.
@@ -104,6 +105,9 @@ class ModelProfile:
     url_context: bool = True
     google_search: bool = True
     thinking: ThinkingProfile = ThinkingProfile()
+    #: files too large to send inline go through the endpoint's Files API (Vertex AI
+    #: has none)
+    file_uploads: bool = True
 
     @staticmethod
     def build(name: str, info: ModelInfo | None, override: ModelOverride | None) -> ModelProfile:
@@ -142,6 +146,16 @@ class ModelProfile:
         )
 
 
+def pair_profile(settings: Settings, key: str, info: ModelInfo | None) -> ModelProfile:
+    """The profile of a chain entry (``endpoint:model`` or a bare model): the model's
+    family defaults, what models.get said, the overrides for the pair over those for
+    the bare model, and what its endpoint can take."""
+    endpoint = settings.endpoint_table().get(pairs.endpoint_of(key, settings.default_endpoint_name))
+    profile = ModelProfile.build(pairs.model_of(key), info, settings.override_for(key))
+    uploads = endpoint is None or endpoint.kind != "vertex"
+    return replace(profile, name=key, file_uploads=uploads)
+
+
 @dataclass(frozen=True, slots=True)
 class Needs:
     prompt_tokens: int
@@ -153,6 +167,8 @@ class Needs:
     url_context: bool = False
     google_search: bool = False
     thinking: Thinking | None = None
+    #: files too large to send inline (uploaded through the Files API)
+    uploads: bool = False
 
     @staticmethod
     def of(request: GenerationRequest) -> Needs:
@@ -162,9 +178,14 @@ class Needs:
             json_schema=request.structured,
             system_instruction=request.system_instruction is not None,
             modalities=request.modalities(),
-            url_context=bool(request.urls),
+            url_context=request.uses_url_context,
             google_search=request.google_search,
             thinking=request.thinking,
+            uploads=any(
+                isinstance(a, Media) and a.data is None
+                for turn in request.contents
+                for a in turn.attachments
+            ),
         )
 
     @property
@@ -221,6 +242,8 @@ def misfit(profile: ModelProfile, needs: Needs) -> str | None:
         return "no URL context (urls)"
     if needs.google_search and not profile.google_search:
         return "no Google Search grounding"
+    if needs.uploads and not profile.file_uploads:
+        return "no Files API on this endpoint (Vertex AI) for files too large to send inline"
     if needs.thinking is not None:
         return thinking_misfit(profile.thinking, needs.thinking)
     return None

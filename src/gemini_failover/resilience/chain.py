@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from gemini_failover import pairs
 from gemini_failover.config import Settings
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.breaker import (
@@ -69,6 +70,12 @@ class Chain:
             for i, name in enumerate(models)
         ]
         self._by_name = {s.name: s for s in self.states}
+        # -- endpoints: the endpoint of each pair; an endpoint fault cools down every
+        # pair on the endpoint (in every chain: the manager sets ``on_endpoint_fault``)
+        default = settings.default_endpoint_name
+        self.endpoint_of = {s.name: pairs.endpoint_of(s.name, default) for s in self.states}
+        self.multi_endpoint = len(settings.endpoints_in_use()) > 1
+        self.on_endpoint_fault: Callable[[str, float], bool] = self.cool_endpoint
         self.active: str = self.states[0].name
         self.last_failover: FailoverRecord | None = None
         self.failover_order = 0  # _FAILOVER_ORDER of last_failover
@@ -98,6 +105,7 @@ class Chain:
             state.breaker.snapshot.state is BreakerState.CLOSED
             and not state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now)
             and not state.cooldown_left(CooldownKind.UNAVAILABLE, now)
+            and not state.cooldown_left(CooldownKind.AUTH, now)
         )
 
     def refresh_active(self) -> None:
@@ -119,6 +127,25 @@ class Chain:
         now = self.clock.time()
         later = self.states[state.index + 1 : stop]
         return any(self.taking_traffic(s, now) for s in later)
+
+    def other_endpoint_after(self, state: ModelState, stop: int | None = None) -> bool:
+        """Is there a later pair (before ``stop``) on another endpoint whose
+        credentials are not known to be bad? (Where an endpoint fault fails over to.)"""
+        now, endpoint = self.clock.time(), self.endpoint_of[state.name]
+        return any(
+            self.endpoint_of[s.name] != endpoint and not s.cooldown_left(CooldownKind.AUTH, now)
+            for s in self.states[state.index + 1 : stop]
+        )
+
+    def cool_endpoint(self, endpoint: str, seconds: float) -> bool:
+        """Leave every pair on ``endpoint`` out for ``seconds``. True when none of them
+        was left out already: a new outage of the endpoint (alert once, not per call)."""
+        now = self.clock.time()
+        on_it = [s for s in self.states if self.endpoint_of[s.name] == endpoint]
+        fresh = not any(s.cooldown_left(CooldownKind.AUTH, now) for s in on_it)
+        for state in on_it:
+            self.set_cooldown(state, CooldownKind.AUTH, seconds)
+        return fresh
 
     def earliest_recovery(self) -> float | None:
         """Seconds until the first model's breaker or cool-down ends, if any."""
@@ -150,7 +177,12 @@ class Chain:
         """What a failed attempt says about the model, per the error table: a
         cool-down, an operator alert."""
         action = c.action
-        if action.cooldown is not None:
+        alert = action.alert_operator
+        if action.cooldown is not None and action.cooldown.endpoint:
+            if self.multi_endpoint:  # one endpoint: nothing could take over, fail as ever
+                down_for = self.settings.endpoint_auth_cooldown
+                alert = self.on_endpoint_fault(self.endpoint_of[state.name], down_for) and alert
+        elif action.cooldown is not None:
             cd = action.cooldown
             seconds = (c.retry_after if cd.use_retry_after else None) or cd.seconds
             if cd.daily:
@@ -162,7 +194,7 @@ class Chain:
             if cd.kind is CooldownKind.RATE_LIMITED:
                 until = state.cooldowns.get(cd.kind, 0.0)
                 state.gate.rate_limited(until, c.retry_after)
-        if action.alert_operator:
+        if alert:
             self.events.publish(ev.AuthFailure(state.name, c.status, c.message))
         if c.token_limit is not None:
             self.learn_input_limit(state, c.token_limit)
@@ -275,6 +307,8 @@ class Chain:
                         state.cooldown_left(CooldownKind.QUOTA_EXHAUSTED, now), 1
                     ),
                     unavailable_for_s=round(state.cooldown_left(CooldownKind.UNAVAILABLE, now), 1),
+                    endpoint=self.endpoint_of[state.name],
+                    endpoint_down_for_s=round(state.cooldown_left(CooldownKind.AUTH, now), 1),
                     profile=ProfileStatus(
                         input_token_limit=p.input_token_limit,
                         output_token_limit=p.output_token_limit,

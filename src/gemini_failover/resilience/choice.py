@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from gemini_failover import pairs
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
 
@@ -39,17 +40,27 @@ ANY = ModelChoice()
 def aliases(names: Sequence[str], configured: Mapping[str, str]) -> dict[str, str]:
     """Every alias that names a chain model: the configured ones, then the defaults."""
     out: dict[str, str] = {}
+    models = [pairs.model_of(n).removeprefix("models/").lower() for n in names]
     for alias in DEFAULT_ALIASES:
-        words = [set(re.split(r"[-_.]", n.removeprefix("models/").lower())) for n in names]
-        exact = [n for n, w in zip(names, words, strict=True) if n.lower().endswith(alias)]
+        words = [set(re.split(r"[-_.]", m)) for m in models]
+        exact = [n for n, m in zip(names, models, strict=True) if m.endswith(alias)]
         loose = [n for n, w in zip(names, words, strict=True) if alias in w]
         found = exact or loose
         if found:
             out[alias] = found[0]
     for alias, model in configured.items():
-        if model in names:
-            out[alias.lower()] = model
+        target = find(names, model)
+        if target is not None:
+            out[alias.lower()] = target
     return out
+
+
+def find(names: Sequence[str], wanted: str) -> str | None:
+    """The chain entry ``wanted`` names: itself, or for a bare model name the first
+    entry serving that model (on whichever endpoint)."""
+    if wanted in names:
+        return wanted
+    return next((n for n in names if pairs.model_of(n) == wanted), None)
 
 
 def resolve(
@@ -63,8 +74,9 @@ def resolve(
     if model is None:
         return ModelChoice(0, failover)
     wanted = model.strip()
-    if wanted in names:
-        return ModelChoice(list(names).index(wanted), failover)
+    found = find(names, wanted)
+    if found is not None:
+        return ModelChoice(list(names).index(found), failover)
     short = aliases(names, configured)
     target = short.get(wanted.lower())
     if target is not None:

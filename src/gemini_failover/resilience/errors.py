@@ -56,6 +56,9 @@ class Then(enum.Enum):
     FAIL_OVER = "fail_over"  # try the next model in the chain
     WAIT = "wait"  # end the request with a retry-after: never stampede the fallback
     FAIL = "fail"  # end the request now: another model would fail the same way
+    #: the fault is the endpoint's (its credentials): try the next pair on another
+    #: endpoint; with none left in the chain, end the request now (FAIL)
+    FAIL_OVER_ENDPOINT = "fail_over_endpoint"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,9 @@ class Cooldown:
     #: a per-day quota: without a Retry-After, until the next midnight Pacific time,
     #: re-probed every ``rate_limit.day_quota_reprobe`` s (quota_window.py)
     daily: bool = False
+    #: every pair on the model's endpoint, for ``endpoint_auth_cooldown`` s (only when
+    #: the chains span more than one endpoint: with one, nothing could take over)
+    endpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +115,14 @@ POLICY: dict[Category, Action] = {
         counts_against_breaker=False,
         cooldown=Cooldown(CooldownKind.QUOTA_EXHAUSTED, daily=True),
     ),
+    # An endpoint fault: that endpoint is left out (every pair on it), the request
+    # moves on to another endpoint; with no other endpoint it ends at once.
     Category.AUTH: Action(
         False,
-        Then.FAIL,
+        Then.FAIL_OVER_ENDPOINT,
         counts_against_breaker=False,
         alert_operator=True,
+        cooldown=Cooldown(CooldownKind.AUTH, use_retry_after=False, endpoint=True),
         message="Gemini rejected the credentials ({status}) for {model}: {detail}. "
         "Check GEMINI_API_KEY; the operator has been alerted.",
     ),

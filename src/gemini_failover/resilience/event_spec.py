@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any, Final, Literal
 
+from gemini_failover import pairs
+
 Level = Literal["debug", "info", "warning", "error"]
 
 #: Longest label value a :class:`Token` produces.
@@ -82,7 +84,29 @@ class Text:
     template: str
 
 
-Source = str | Rounded | AsStr | IsoTime | Token | Lookup | Const | Text
+@dataclass(frozen=True, slots=True)
+class ModelName:
+    """The bare model of a chain key (``vertex:gemini-2.5-pro`` -> ``gemini-2.5-pro``)."""
+
+    attr: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointName:
+    """The endpoint of a chain key; a bare key is the default endpoint's (the metrics
+    registry is told which that is; else ``gemini``)."""
+
+    attr: str
+
+
+Source = str | Rounded | AsStr | IsoTime | Token | Lookup | Const | Text | ModelName | EndpointName
+
+
+def pair(attr: str, prefix: str = "") -> dict[str, Any]:
+    """The ``model`` and ``endpoint`` labels (each after *prefix*) of the chain key in
+    *attr*: metrics say which endpoint beside which model. (``Any``: the values are
+    label sources, passed as ``**pair(...)`` beside keyword-only options.)"""
+    return {f"{prefix}model": ModelName(attr), f"{prefix}endpoint": EndpointName(attr)}
 
 
 def token(text: str) -> str:
@@ -117,6 +141,10 @@ def transform(source: Source) -> Callable[[Any], Any] | None:
         return token
     if isinstance(source, Lookup):
         return source.table.get
+    if isinstance(source, ModelName):
+        return pairs.model_of
+    if isinstance(source, EndpointName):
+        return lambda key: pairs.endpoint_of(key, pairs.IMPLICIT_ENDPOINT)
     raise TypeError(f"{source!r} reads no attribute")
 
 

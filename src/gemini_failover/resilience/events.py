@@ -34,6 +34,7 @@ from gemini_failover.resilience.event_spec import (
     Set,
     Text,
     Token,
+    pair,
 )
 
 #: Breaker states as values of the ``circuit_breaker_state`` gauge.
@@ -45,10 +46,12 @@ BREAKER_STATE_VALUES: Final[dict[str, float]] = {
 }
 
 AUTH_ACTION: Final = (
-    "Gemini rejected the credentials (HTTP {e.status}) for {e.model}: the API key needs "
-    "operator attention (check GEMINI_API_KEY / GOOGLE_API_KEY, the key's API "
-    "restrictions and the project's access to this model). Requests fail at once and "
-    "are not failed over until it is fixed."
+    "Gemini rejected the credentials (HTTP {e.status}) for {e.model}: the endpoint's key "
+    "or token needs operator attention (check GEMINI_API_KEY / GOOGLE_API_KEY or the "
+    "endpoint's api_key / access_token / Application Default Credentials, the key's API "
+    "restrictions and the project's access to this model). With other endpoints in the "
+    "chain, this endpoint is left out for endpoint_auth_cooldown seconds and requests "
+    "fail over to them; with none, requests fail at once until it is fixed."
 )
 
 
@@ -75,8 +78,8 @@ class AttemptFinished:
             operation="operation",
         ),
         (
-            Count("requests_total", model="model", status_code="status"),
-            Observe("request_latency_seconds", "latency", model="model", operation="operation"),
+            Count("requests_total", **pair("model"), status_code="status"),
+            Observe("request_latency_seconds", "latency", **pair("model"), operation="operation"),
         ),
     )
 
@@ -97,7 +100,7 @@ class RetryScheduled:
             category=AsStr("category"),
             wait_s=Rounded("wait", 3),
         ),
-        (Count("retries_total", model="model", category=AsStr("category")),),
+        (Count("retries_total", **pair("model"), category=AsStr("category")),),
     )
 
 
@@ -108,7 +111,7 @@ class RetryBudgetExhausted:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("retry_budget_exhausted", "warning", request_id="request_id", model="model"),
-        (Count("retry_budget_exhausted_total", model="model"),),
+        (Count("retry_budget_exhausted_total", **pair("model")),),
     )
 
 
@@ -133,12 +136,12 @@ class BreakerTransition:
             remote="remote",
         ),
         (
-            Set("circuit_breaker_state", Lookup("to_state", BREAKER_STATE_VALUES), model="model"),
+            Set("circuit_breaker_state", Lookup("to_state", BREAKER_STATE_VALUES), **pair("model")),
             # Changes applied from shared state are counted by the instance that decided.
             Count(
                 "circuit_breaker_transitions_total",
                 unless="remote",
-                model="model",
+                **pair("model"),
                 from_state="from_state",
                 to_state="to_state",
             ),
@@ -165,8 +168,8 @@ class FailoverEvent:
         (
             Count(
                 "failover_events_total",
-                from_model="from_model",
-                to_model="to_model",
+                **pair("from_model", "from_"),
+                **pair("to_model", "to_"),
                 reason=Token("reason"),
             ),
         ),
@@ -183,7 +186,7 @@ class ModelSkipped:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("model_skipped", "debug", request_id="request_id", model="model", reason="reason"),
-        (Count("skipped_models_total", model="model", reason=Token("reason")),),
+        (Count("skipped_models_total", **pair("model"), reason=Token("reason")),),
     )
 
 
@@ -202,8 +205,8 @@ class RateLimitWait:
             wait_s=Rounded("seconds", 3),
         ),
         (
-            Count("rate_limit_waits_total", model="model"),
-            Observe("rate_limit_wait_seconds", "seconds", model="model"),
+            Count("rate_limit_waits_total", **pair("model")),
+            Observe("rate_limit_wait_seconds", "seconds", **pair("model")),
         ),
     )
 
@@ -224,7 +227,7 @@ class RequestShed:
             reason="reason",
             retry_after_s="retry_after",
         ),
-        (Count("shed_requests_total", model="model", reason=Token("reason")),),
+        (Count("shed_requests_total", **pair("model"), reason=Token("reason")),),
     )
 
 
@@ -235,7 +238,7 @@ class QuotaExhausted:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("quota_exhausted", "warning", model="model", until=IsoTime("until")),
-        (Count("quota_exhausted_total", model="model"),),
+        (Count("quota_exhausted_total", **pair("model")),),
     )
 
 
@@ -246,7 +249,7 @@ class ModelUnavailable:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("model_unavailable", "warning", model="model", until=IsoTime("until")),
-        (Count("model_unavailable_total", model="model"),),
+        (Count("model_unavailable_total", **pair("model")),),
     )
 
 
@@ -258,7 +261,7 @@ class SemanticFailure:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("semantic_failure", "info", request_id="request_id", model="model", kind="kind"),
-        (Count("semantic_failures_total", model="model", kind=Token("kind")),),
+        (Count("semantic_failures_total", **pair("model"), kind=Token("kind")),),
     )
 
 
@@ -278,7 +281,7 @@ class AuthFailure:
             upstream_message="message",
             action=Text(AUTH_ACTION),
         ),
-        (Count("auth_failures_total", model="model", status_code="status"),),
+        (Count("auth_failures_total", **pair("model"), status_code="status"),),
     )
 
 
@@ -305,14 +308,14 @@ class ContinuationEvent:
         (
             Count(
                 "continuations_total",
-                from_model="from_model",
-                to_model="to_model",
+                **pair("from_model", "from_"),
+                **pair("to_model", "to_"),
                 reason=Token("reason"),
             ),
             Count(
                 "continuation_overlap_trimmed_characters_total",
                 by="overlap_trimmed",
-                to_model="to_model",
+                **pair("to_model", "to_"),
             ),
         ),
     )

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from gemini_failover import pairs
 from gemini_failover.config import Settings
 from gemini_failover.protocol import Backend, GenerationRequest, Turn
 from gemini_failover.resilience import events as ev
@@ -83,6 +84,8 @@ class FailoverManager:
         self.embedding_chain = self._chain(
             settings.embedding_models, tracks_active=False, role_prefix="embedding-"
         )
+        for chain in (self.chain, self.embedding_chain):
+            chain.on_endpoint_fault = self._endpoint_fault
         self._profiles = ProfileFetcher(backend, settings, self.clock)
         rng = rng or random.Random()
         self._generation = self._retrier(self.chain, rng)
@@ -144,6 +147,15 @@ class FailoverManager:
         await self.store.aclose()
         await self.backend.aclose()
 
+    def _endpoint_fault(self, endpoint: str, seconds: float) -> bool:
+        """An endpoint's credentials were rejected: leave its pairs out in every chain.
+        True for a new outage (the caller alerts once)."""
+        fresh = [chain.cool_endpoint(endpoint, seconds) for chain in self._chains()]
+        return all(fresh)
+
+    def _chains(self) -> tuple[Chain, Chain]:
+        return self.chain, self.embedding_chain
+
     def _count_capability(self, event: ev.Event) -> None:
         if isinstance(event, ev.CapabilityRequested):
             counts = self.capability_counts.setdefault(event.capability, {})
@@ -184,6 +196,8 @@ class FailoverManager:
         alias (``pro``, ``flash``, configured ones); with ``failover=False`` only that
         model serves. Raises RequestFailed (bad_request, listing the choices) for an
         unknown name."""
+        if start_at is not None:  # "gemini:gemini-2.5-pro" is "gemini-2.5-pro"
+            start_at = pairs.canonical(start_at, self.settings.default_endpoint_name)
         return resolve(self.chain.names, self.settings.model_aliases, start_at, failover)
 
     def model_choices(self) -> dict[str, str]:

@@ -11,7 +11,7 @@ from gemini_failover.config import Settings
 from gemini_failover.protocol import ModelInfo
 from gemini_failover.resilience.admission import AdaptiveLimit
 from gemini_failover.resilience.breaker import CircuitBreaker, Transition
-from gemini_failover.resilience.capabilities import ModelProfile
+from gemini_failover.resilience.capabilities import ModelProfile, pair_profile
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.outlier import OutlierDetector
 from gemini_failover.resilience.release import ReleaseGate
@@ -63,7 +63,7 @@ class ModelState:
         #: what models.get said (None until a fetch succeeded); ``profile`` merges it
         #: with the configuration overrides
         self.info: ModelInfo | None = None
-        self.profile = ModelProfile.build(name, None, settings.model_overrides.get(name))
+        self.profile: ModelProfile = pair_profile(settings, name, None)
         #: an input token limit learned from the model's own 400 (None: none learned)
         self.learned_input_limit: int | None = None
         self.slots = AdaptiveLimit(settings.concurrency)

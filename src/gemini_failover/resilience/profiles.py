@@ -10,7 +10,7 @@ import contextlib
 
 from gemini_failover.config import Settings
 from gemini_failover.protocol import Backend
-from gemini_failover.resilience.capabilities import ModelProfile, Needs
+from gemini_failover.resilience.capabilities import ModelProfile, Needs, pair_profile
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import UPSTREAM_ERRORS
 from gemini_failover.resilience.model import ModelState
@@ -84,11 +84,7 @@ class ProfileFetcher:
         except UPSTREAM_ERRORS:
             pass  # unknown limits: serve on overrides/defaults, ask again later
         else:
-            state.set_profile(
-                ModelProfile.build(
-                    state.name, state.info, self._settings.model_overrides.get(state.name)
-                )
-            )
+            state.set_profile(pair_profile(self._settings, state.name, state.info))
         finally:
             self._tasks.pop(state.name, None)
             if state.info is None:  # failed (or a bug, which the task still carries)

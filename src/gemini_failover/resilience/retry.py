@@ -200,6 +200,10 @@ class Retrier:
         action = failure.action
         if action.then is Then.FAIL_OVER:
             raise GiveUp(c.category.value)
+        # -- endpoints: an endpoint fault fails over only to another endpoint --
+        endpoint_fault = action.then is Then.FAIL_OVER_ENDPOINT
+        if endpoint_fault and self.runner.chain.other_endpoint_after(state, req.stop):
+            raise GiveUp(c.category.value)
         if action.then is Then.WAIT:
             wait = c.retry_after or self._settings.rate_limit.default_retry_after
             self.runner.shed(req, state, "rate_limited", wait)

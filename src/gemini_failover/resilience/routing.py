@@ -80,6 +80,8 @@ class Route:
             return "quota_exhausted"
         if state.cooldown_left(CooldownKind.UNAVAILABLE, now):
             return "unavailable"
+        if state.cooldown_left(CooldownKind.AUTH, now):
+            return "endpoint_auth"  # its endpoint's credentials were rejected
         if state.breaker.state is BreakerState.OPEN:
             return "breaker_open"
         profile = await self._profiles.profile(state, self._needs, self._req.deadline)

@@ -47,6 +47,10 @@ class ModelStatus:
     quota_exhausted_for_s: float
     unavailable_for_s: float
     profile: ProfileStatus
+    #: the endpoint (quota pool) serving this pair, and how long it is left out after
+    #: its credentials were rejected
+    endpoint: str = "gemini"
+    endpoint_down_for_s: float = 0.0
 
     @property
     def usable(self) -> bool:
@@ -55,6 +59,7 @@ class ModelStatus:
             self.breaker.state != "open"
             and not self.quota_exhausted_for_s
             and not self.unavailable_for_s
+            and not self.endpoint_down_for_s
         )
 
     def as_dict(self) -> dict[str, Any]:

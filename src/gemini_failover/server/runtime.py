@@ -47,6 +47,7 @@ _HEAVY_MODULES = (
     "gemini_failover.observability.metrics",
     "gemini_failover.resilience.manager",
     "gemini_failover.gemini.backend",
+    "gemini_failover.gemini.endpoints",
     "gemini_failover.server.health",
 )
 
@@ -63,18 +64,29 @@ MISSING_KEY = (
 
 
 def require_api_key(settings: Settings, emulator: bool) -> None:
+    """Every endpoint the chains use has credentials (the implicit one: GEMINI_API_KEY)."""
     if emulator:
         return
-    key = settings.api_key.get_secret_value().strip() if settings.api_key is not None else ""
-    if not key:
-        raise StartupError(MISSING_KEY)
+    from gemini_failover.pairs import IMPLICIT_ENDPOINT
+
+    for name in settings.endpoints_without_credentials():
+        if name == IMPLICIT_ENDPOINT and name not in settings.endpoints:
+            raise StartupError(MISSING_KEY)
+        raise StartupError(
+            f"the endpoint {name!r} has no api_key: set "
+            f"GEMINI_FAILOVER_ENDPOINTS__{name.upper()}__API_KEY (or api_key in its "
+            "[endpoints.NAME] table of the config file)"
+        )
 
 
 def register_secrets(settings: Settings) -> None:
     """Tell the log redactor about every credential in the settings."""
     from gemini_failover.observability.logging import register_secret
 
-    for secret in (settings.api_key, settings.auth_token):
+    secrets = [settings.api_key, settings.auth_token]
+    for endpoint in settings.endpoints.values():
+        secrets += [endpoint.api_key, endpoint.access_token]
+    for secret in secrets:
         if secret is not None:
             register_secret(secret.get_secret_value())
     if settings.redis_url is not None:
@@ -168,7 +180,7 @@ class Runtime:
 
     async def _start(self, warm_up: bool) -> None:
         await asyncio.to_thread(_import_heavy)
-        from gemini_failover.gemini.backend import GeminiBackend
+        from gemini_failover.gemini.endpoints import build_backend
         from gemini_failover.observability.logging import EventLogger
         from gemini_failover.observability.metrics import ManagerMetrics
         from gemini_failover.resilience.manager import FailoverManager
@@ -178,15 +190,10 @@ class Runtime:
         if self.emulator_mode:
             self.settings = await self._start_emulator(self.settings)
         settings = self.settings
-        api_key = settings.api_key.get_secret_value() if settings.api_key else ""
-        backend = GeminiBackend(
-            api_key=api_key,
-            base_url=settings.base_url,
-            api_version=settings.api_version,
-            opener=self.inputs.opener,  # large files: re-read through the sandbox
-        )
+        # one client per endpoint; large files are re-read through the sandbox
+        backend = build_backend(settings, opener=self.inputs.opener)
         manager = FailoverManager(settings, backend, store=_make_store(settings))
-        metrics = ManagerMetrics(settings.models)
+        metrics = ManagerMetrics(settings.models, default_endpoint=settings.default_endpoint_name)
         failovers = FailoverClock()
         manager.events.subscribe(metrics.handle)
         manager.events.subscribe(EventLogger().handle)
@@ -195,6 +202,8 @@ class Runtime:
             if self._tracing is None:
                 await asyncio.to_thread(self._start_tracing)
             assert self._tracing is not None
+            kinds = {name: e.kind for name, e in settings.endpoint_table().items()}
+            self._tracing.set_endpoints(kinds, settings.default_endpoint_name)
             manager.events.subscribe(self._tracing.handle)
         await manager.start()
         self._manager, self._metrics, self.failovers = manager, metrics, failovers
@@ -210,8 +219,6 @@ class Runtime:
         )
 
     async def _start_emulator(self, settings: Settings) -> Settings:
-        from pydantic import SecretStr
-
         from gemini_failover.emulator import Emulator, EmulatorServer, load_scenario
         from gemini_failover.server.health import EMULATOR_NOTICE
 
@@ -221,9 +228,7 @@ class Runtime:
         await self._emulator_server.start()
         base_url = self._emulator_server.base_url
         log.warning("%s (emulator at %s)", EMULATOR_NOTICE, base_url)
-        return settings.model_copy(
-            update={"base_url": base_url, "api_key": SecretStr(EMULATOR_API_KEY)}
-        )
+        return settings.pointed_at(base_url, EMULATOR_API_KEY, self.emulator.vertex_token)
 
     async def aclose(self) -> None:
         if self._warm_up is not None:

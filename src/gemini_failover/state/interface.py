@@ -21,6 +21,7 @@ class CooldownKind(enum.StrEnum):
     RATE_LIMITED = "rate_limited"  # wait before calling the model again
     QUOTA_EXHAUSTED = "quota_exhausted"  # per-day quota spent: skip until reset
     UNAVAILABLE = "unavailable"  # 404: skip for a while
+    AUTH = "auth"  # the endpoint rejected its credentials: skip its pairs for a while
 
 
 @dataclass(frozen=True, slots=True)

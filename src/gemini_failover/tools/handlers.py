@@ -180,7 +180,9 @@ _PROVENANCE_NOTE = (
     "every attempt, every failover and its reason."
 )
 
-_FEATURES_NOTE = " Pass a result's conversation_id back to continue that conversation."
+_FEATURES_NOTE = (
+    " Pass a result's conversation_id (its text's last line) back to continue that conversation."
+)
 
 Generated = Annotated[CallToolResult, GenerateOutput]
 
@@ -216,8 +218,9 @@ def build_tools(
         stops = v.check_stop_sequences(stop_sequences)
         pages = check_urls(urls)
         loaded = await inputs.load(ctx, files, roots)
+        manager = await get_manager()
         output: GenerateOutput = await _calls().generate(
-            await get_manager(),
+            manager,
             ctx,
             [("user", prompt)],
             system_instruction=system_instruction,
@@ -236,7 +239,9 @@ def build_tools(
                 conversation_id=conversation_id,
             ),
         )
-        return render.generated(output)
+        return render.generated(
+            output, conversation_id_in_text=manager.settings.conversations.id_in_text
+        )
 
     async def gemini_chat(
         turns: Annotated[
@@ -270,8 +275,9 @@ def build_tools(
         stops = v.check_stop_sequences(stop_sequences)
         pages = check_urls(urls)
         loaded = await inputs.load(ctx, files, roots)
+        manager = await get_manager()
         output: GenerateOutput = await _calls().generate(
-            await get_manager(),
+            manager,
             ctx,
             pairs,
             system_instruction=system_instruction,
@@ -290,7 +296,9 @@ def build_tools(
                 conversation_id=conversation_id,
             ),
         )
-        return render.generated(output)
+        return render.generated(
+            output, conversation_id_in_text=manager.settings.conversations.id_in_text
+        )
 
     async def gemini_generate_json(
         prompt: Prompt,
@@ -387,8 +395,15 @@ def build_tools(
         annotations: ToolAnnotations,
         output: type[BaseModel] | None = None,
     ) -> None:
+        # structured_output=False: the SDK neither derives an output schema from the
+        # return annotation (ours, lean, replaces it) nor re-validates every result's
+        # structuredContent, which is a pydantic model's own dump.
         tool = StrictTool.from_function(
-            fn, title=title, description=description, annotations=annotations
+            fn,
+            title=title,
+            description=description,
+            annotations=annotations,
+            structured_output=False,
         )
         assert isinstance(tool, StrictTool)  # from_function builds a cls
         tool.parameters = portable_schema(tool.parameters)

@@ -4,10 +4,12 @@
 The text is the answer itself (for JSON: the value, compact), followed by at most one
 short provenance line when something worth knowing happened: a failover, a
 continuation on another model, retries, a skipped model, an answer cut short by the
-token cap. Everything else (attempts, spans, usage, request id) is structured content
-only. Embeddings never appear as text: one line says how many, how long, from which
-model. An answer longer than ``CONTENT_TEXT_LIMIT`` characters is cut in the text with
-a line saying so; the structured content always has all of it.
+token cap. A generation's last line names its conversation (``[conversation_id: …]``)
+unless ``conversations.id_in_text`` is off. Everything else (attempts, spans, usage,
+request id) is structured content only. Embeddings never appear as text: one line
+says how many, how long, from which model. An answer longer than
+``CONTENT_TEXT_LIMIT`` characters is cut in the text with a line saying so; the
+structured content always has all of it.
 """
 
 from __future__ import annotations
@@ -116,27 +118,28 @@ def sources_line(out: GenerateOutput) -> str | None:
     )
 
 
-def generated(out: GenerateOutput) -> CallToolResult:
+def generated(out: GenerateOutput, *, conversation_id_in_text: bool = True) -> CallToolResult:
     notes = [
-        n
-        for n in (
-            sources_line(out),
-            provenance_line(out, out.spans, out.finish_reason),
-            conversation_line(out),
-        )
-        if n is not None
+        n for n in (sources_line(out), provenance_line(out, out.spans, out.finish_reason)) if n
     ]
     note = "\n\n".join(notes) if notes else None
+    thread = conversation_line(out, show_id=conversation_id_in_text)
+    if thread is not None:  # the last line, right under the provenance line if any
+        note = f"{note}\n{thread}" if note else thread
     return _result(
         _limited(out.text, "structuredContent.text"), note, _dump(out), files_line(out.files)
     )
 
 
-def conversation_line(out: GenerateOutput) -> str | None:
-    """Says when the conversation dropped old turns (its size cap) or was not saved."""
-    if not out.conversation_note:
-        return None
-    return f"[conversation {out.conversation_id or '(none)'}: {out.conversation_note}]"
+def conversation_line(out: GenerateOutput, *, show_id: bool = True) -> str | None:
+    """Names the thread to continue (``show_id``: a client that shows the calling model
+    only the text has no other way to see it), and says when the conversation dropped
+    old turns (its size cap) or was not saved."""
+    if out.conversation_note:
+        return f"[conversation_id: {out.conversation_id or '(none)'} ({out.conversation_note})]"
+    if show_id and out.conversation_id:
+        return f"[conversation_id: {out.conversation_id}]"
+    return None
 
 
 def generated_json(out: JsonOutput) -> CallToolResult:

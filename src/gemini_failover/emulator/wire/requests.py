@@ -91,8 +91,12 @@ def route_model_path(
     http_method: str, rest: str, verbs: dict[str, Action] | None = None
 ) -> ModelRoute:
     """Route ``models/{rest}``: ``m`` (GET: get), ``m:verb`` (POST: that verb's action,
-    by ``verbs``, default the Gemini API's VERB_ACTIONS)."""
-    name, _, verb = rest.partition(":")
+    by ``verbs``, default the Gemini API's VERB_ACTIONS). A POST's verb follows the last
+    colon: the gateway's chain keys (``vertex:gemini-2.5-pro``) have one of their own."""
+    if http_method == "POST" and ":" in rest:
+        name, _, verb = rest.rpartition(":")
+    else:
+        name, _, verb = rest.partition(":")
     action: Action | None
     if not verb and http_method in ("GET", "HEAD"):
         action = "get"

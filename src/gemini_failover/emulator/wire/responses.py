@@ -84,12 +84,13 @@ def grounding_metadata(
     queries: Sequence[str],
     chunks: Sequence[tuple[str, str]],
     supports: Sequence[tuple[int, int, str, Sequence[int]]],
-    rendered_content: str,
+    rendered_content: str | None,
 ) -> dict[str, Any]:
     """``groundingMetadata`` of a Google Search grounded answer: ``chunks`` are (uri,
     title) web sources, ``supports`` (start, end, text, chunk indices) segments of the
     answer text, offsets in UTF-8 bytes. Like Gemini (proto3 JSON), a segment starting at
-    0 has no ``startIndex``."""
+    0 has no ``startIndex``. ``rendered_content``: the search entry point's HTML (None:
+    no ``searchEntryPoint``, as from a relay that does not have it)."""
     support_list: list[dict[str, Any]] = []
     for start, end, text, indices in supports:
         segment: dict[str, Any] = {}
@@ -98,10 +99,10 @@ def grounding_metadata(
         segment["endIndex"] = end
         segment["text"] = text
         support_list.append({"segment": segment, "groundingChunkIndices": list(indices)})
-    metadata: dict[str, Any] = {
-        "searchEntryPoint": {"renderedContent": rendered_content},
-        "groundingChunks": [{"web": {"uri": uri, "title": title}} for uri, title in chunks],
-    }
+    metadata: dict[str, Any] = {}
+    if rendered_content is not None:
+        metadata["searchEntryPoint"] = {"renderedContent": rendered_content}
+    metadata["groundingChunks"] = [{"web": {"uri": uri, "title": title}} for uri, title in chunks]
     if support_list:
         metadata["groundingSupports"] = support_list
     metadata["webSearchQueries"] = list(queries)
