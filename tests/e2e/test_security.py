@@ -12,7 +12,7 @@ import subprocess
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -52,15 +52,19 @@ NEVER = 20.0
 
 @asynccontextmanager
 async def served(
-    runtime: Runtime, transport: Any = "http", security: Security | None = None
+    runtime: Runtime,
+    transport: Any = "http",
+    security: Security | None = None,
+    parser: Literal["h11", "httptools"] = "h11",
 ) -> AsyncIterator[int]:
-    """The app on a free loopback port, with the uvicorn limits of run_uvicorn."""
+    """The app on a free loopback port, with the uvicorn limits of run_uvicorn
+    (``parser``: the MCP server's h11, or the gateway's httptools)."""
     app = build_http_app(
         runtime, runtime.build_server(), transport, security or Security.for_bind("127.0.0.1", None)
     )
     sock = free_socket()
     config = uvicorn.Config(
-        app, **uvicorn_limits(runtime.settings.http), log_config=None, access_log=False
+        app, **uvicorn_limits(runtime.settings.http, parser), log_config=None, access_log=False
     )
     config.timeout_graceful_shutdown = 1
     uv = _Uvicorn(config)
@@ -100,8 +104,17 @@ def healthz(port: int) -> int:
 # -- connection limits --------------------------------------------------------------------
 
 
-async def test_half_sent_headers_are_cut_off(emulator_server: EmulatorServer) -> None:
-    async with limited(emulator_server, header_timeout=0.2) as runtime, served(runtime) as port:
+PARSERS = pytest.mark.parametrize("parser", ["h11", "httptools"])
+
+
+@PARSERS
+async def test_half_sent_headers_are_cut_off(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
+) -> None:
+    async with (
+        limited(emulator_server, header_timeout=0.2) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
         reader, writer = await raw(port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
         await writer.drain()
@@ -111,8 +124,14 @@ async def test_half_sent_headers_are_cut_off(emulator_server: EmulatorServer) ->
         writer.close()
 
 
-async def test_idle_keep_alive_connections_are_closed(emulator_server: EmulatorServer) -> None:
-    async with limited(emulator_server, idle_timeout=1) as runtime, served(runtime) as port:
+@PARSERS
+async def test_idle_keep_alive_connections_are_closed(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
+) -> None:
+    async with (
+        limited(emulator_server, idle_timeout=1) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
         reader, writer = await raw(port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await writer.drain()
@@ -121,10 +140,14 @@ async def test_idle_keep_alive_connections_are_closed(emulator_server: EmulatorS
         writer.close()
 
 
+@PARSERS
 async def test_connections_beyond_the_cap_are_closed_at_once(
-    emulator_server: EmulatorServer,
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:
-    async with limited(emulator_server, max_connections=3) as runtime, served(runtime) as port:
+    async with (
+        limited(emulator_server, max_connections=3) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
         held_open = [await raw(port) for _ in range(3)]
         for reader, writer in held_open:  # each answered: they are really open
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")

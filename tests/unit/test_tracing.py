@@ -304,3 +304,38 @@ async def test_only_calls_of_model_tools_get_a_request_span(spans: InMemorySpanE
     assert "gen_ai.request.max_tokens" not in got  # a bool is not a number of tokens
     assert got[tracing.INPUT_TOKENS] == 3 and got[tracing.OUTPUT_TOKENS] == 4
     assert tracing.INPUT_MESSAGES not in got
+
+
+async def test_a_tool_span_names_the_model_asked_for_and_the_model_that_served(
+    spans: InMemorySpanExporter,
+) -> None:
+    """gen_ai.request.model: the call's ``model`` argument (an alias resolved to its
+    chain model), the chain's first without one; gen_ai.response.model: served_by."""
+    from gemini_failover.observability.tracing_mcp import ToolSpans
+
+    served = iter(["lite", "flash", "pro"])
+
+    async def call_next(ctx: object) -> dict[str, object]:
+        return {"structuredContent": {"text": "ok", "served_by": next(served)}}
+
+    middleware = ToolSpans(["pro", "flash", "lite"], [], aliases={"quick": "flash"})
+    for model in ("flash", "quick", None):
+        arguments: dict[str, object] = {"prompt": "p"}
+        if model is not None:
+            arguments["model"] = model
+        await middleware(
+            _Ctx("tools/call", {"name": "gemini_generate", "arguments": arguments}), call_next
+        )
+    got = [
+        (
+            s.name,
+            (s.attributes or {})[tracing.REQUEST_MODEL],
+            (s.attributes or {})[tracing.RESPONSE_MODEL],
+        )
+        for s in spans.get_finished_spans()
+    ]
+    assert got == [
+        ("generate_content flash", "flash", "lite"),
+        ("generate_content flash", "flash", "flash"),
+        ("generate_content pro", "pro", "pro"),
+    ]

@@ -48,6 +48,7 @@ from gemini_failover.emulator.wire import (
 )
 from gemini_failover.gateway import mapping, replies
 from gemini_failover.gateway.auth import KeyCheck
+from gemini_failover.gateway.disconnect import Watch, until_disconnect
 from gemini_failover.gateway.errors import blocked_response, failure_reply
 from gemini_failover.gateway.mapping import MappingError
 from gemini_failover.gateway.progress import (
@@ -60,10 +61,12 @@ from gemini_failover.gateway.routing import ChainRouter, Target
 from gemini_failover.protocol import GenerationRequest, Turn, Usage
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
-from gemini_failover.server.http import Security, SecurityMiddleware, probe_routes
+from gemini_failover.server.http import OPEN_PATHS, Security, SecurityMiddleware, probe_routes
 from gemini_failover.server.runtime import Runtime
+from gemini_failover.tracing_switch import tracing_configured
 
 if TYPE_CHECKING:
+    from gemini_failover.gateway.tracing import RequestTracer
     from gemini_failover.resilience.manager import FailoverManager
 
 __all__ = ["API_VERSIONS", "MAX_BODY_BYTES", "GeminiGateway", "build_gateway_app"]
@@ -111,9 +114,15 @@ class GeminiGateway:
     """The Gemini API over one runtime's failover manager."""
 
     def __init__(
-        self, runtime: Runtime, router: ChainRouter, *, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        runtime: Runtime,
+        router: ChainRouter,
+        *,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        tracer: RequestTracer | None = None,
     ) -> None:
         self.runtime = runtime
+        self.tracer = tracer  # None: tracing is off
         self.router = router
         self.max_body_bytes = max_body_bytes
         self.tracker = ProgressTracker()
@@ -194,7 +203,9 @@ class GeminiGateway:
         if body is None:
             await _reply(replier, invalid_argument("Invalid JSON payload received."))
             return
-        verb, model, watch = route.verb, route.model, _Watch()
+        verb, model, watch = route.verb, route.model, Watch()
+        request: GenerationRequest | None = None
+        texts: tuple[str, ...] = ()  # what the span records as input (trace_content)
         try:
             if route.action in ("generate", "stream"):
                 request = await _off_loop_if_large(
@@ -208,14 +219,19 @@ class GeminiGateway:
                 contents = await _off_loop_if_large(
                     len(payload), mapping.count_tokens_contents, body, model
                 )
+                texts = tuple(turn.text for turn in contents)
                 work = self._count(replier, contents, target)
             else:
                 call = mapping.embed_call(body, model, batch=verb == "batchEmbedContents")
+                texts = call.texts
                 work = self._embed(replier, call)
         except MappingError as exc:
             await _reply(replier, exc.reply)
             return
-        await _until_disconnect(receive, work, watch)
+        if self.tracer is not None:
+            start, chain = target.first, target.chain
+            work = self.tracer.traced(work, route.action, start, chain, request, texts)
+        await until_disconnect(receive, work, watch)
 
     # -- the calls -------------------------------------------------------------------------
 
@@ -239,6 +255,8 @@ class GeminiGateway:
             thoughts=result.thoughts,
             grounding=result.grounding,
         )
+        if self.tracer is not None:
+            self.tracer.answered(result.usage, result.finish_reason, served, result.text)
         await replier.json(200, body, headers_of(rid, prov))
 
     async def _failed(
@@ -283,7 +301,7 @@ class GeminiGateway:
         request: GenerationRequest,
         target: Target,
         sse: bool,
-        watch: _Watch,
+        watch: Watch,
     ) -> None:
         """Relay the manager's stream: headers and the first chunk once the first text
         exists (a failure before it is a plain error answer), then one chunk per delta,
@@ -293,6 +311,8 @@ class GeminiGateway:
         stream = self._manager().stream(request, request_id=rid, start_at=target.first)
         deltas: AsyncIterator[str] = aiter(stream)
         frames = _Frames(replier, sse)
+        # the answer, for the span (only when it records content)
+        seen: list[str] | None = [] if self.tracer and self.tracer.record_content else None
         try:
             try:
                 first = await anext(deltas)
@@ -307,11 +327,15 @@ class GeminiGateway:
                 first = ""
             await self._start_stream(frames, rid, progress)
             if first:
+                if seen is not None:
+                    seen.append(first)
                 await frames.send(
                     replies.text_chunk(first, model_version=progress.model, response_id=rid)
                 )
             try:
                 async for delta in deltas:
+                    if seen is not None:
+                        seen.append(delta)
                     chunk = replies.text_chunk(delta, model_version=progress.model, response_id=rid)
                     await frames.send(chunk)
             except RequestFailed as exc:
@@ -321,6 +345,9 @@ class GeminiGateway:
             result = stream.result
             served = (result.provenance.served_by if result else None) or progress.model
             finish, usage = (result.finish_reason, result.usage) if result else ("STOP", None)
+            if self.tracer is not None:
+                text = "".join(seen) if seen is not None else None
+                self.tracer.answered(usage, finish, served, text)
             last = replies.final_chunk(
                 finish,
                 usage or _NO_USAGE,
@@ -346,7 +373,7 @@ class GeminiGateway:
 
     @staticmethod
     async def _end_stream(
-        frames: _Frames, rid: str, exc: RequestFailed, model: str, watch: _Watch
+        frames: _Frames, rid: str, exc: RequestFailed, model: str, watch: Watch
     ) -> None:
         """A stream that cannot go on: a refusal is its last event (as Gemini sends
         it), anything else an error event (which the SDKs raise)."""
@@ -407,42 +434,6 @@ async def _reply(replier: AsgiReplier, reply: ErrorReply) -> None:
     await replier.json(reply.code, reply.body, reply.headers)
 
 
-class _Watch:
-    """Whether a client disconnect should still cancel the request (``active``), and
-    whether it did (``fired``)."""
-
-    __slots__ = ("active", "fired", "task")
-
-    def __init__(self) -> None:
-        self.task = asyncio.current_task()
-        self.active = True
-        self.fired = False
-
-
-async def _watch(receive: Receive, watch: _Watch) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-    if watch.active and watch.task is not None:
-        watch.fired = True
-        watch.task.cancel()
-
-
-async def _until_disconnect(receive: Receive, work: Awaitable[None], watch: _Watch) -> None:
-    """Run ``work``; if the client disconnects first, cancel it (which closes the
-    upstream request) and return. Plain asyncio rather than a task group: this is on
-    every request's path, and a task group costs several times more."""
-    watcher = asyncio.get_running_loop().create_task(_watch(receive, watch))
-    try:
-        await work
-    except asyncio.CancelledError:
-        if watch.fired and watch.task is not None and watch.task.uncancel() == 0:
-            return
-        raise
-    finally:
-        watch.active = False
-        watcher.cancel()
-
-
 def build_gateway_app(
     runtime: Runtime,
     security: Security,
@@ -460,9 +451,20 @@ def build_gateway_app(
         settings.embedding_models,
         aliases if aliases is not None else settings.gateway_aliases,
     )
-    api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes)
-    app = Starlette(
+    tracer: RequestTracer | None = None
+    if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask
+        from gemini_failover.gateway.tracing import RequestTracer
+
+        tracer = RequestTracer(record_content=settings.trace_content)
+    api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes, tracer=tracer)
+    app: ASGIApp = Starlette(
         routes=[*probe_routes(runtime), *api.routes()],
         exception_handlers={HTTPException: _not_found},
     )
-    return SecurityMiddleware(KeyCheck(app, keys), security)
+    app = KeyCheck(app, keys)
+    if tracer is not None:
+        from gemini_failover.gateway.tracing import GatewaySpans
+
+        # inside the Host/Origin guard, outside the key check: refused keys are traced
+        app = GatewaySpans(app, skip=OPEN_PATHS | {"/metrics"})
+    return SecurityMiddleware(app, security)

@@ -76,7 +76,8 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
             url_of(host, sock.getsockname()[1]),
         )
         try:
-            await run_uvicorn(app, sock, settings.http)
+            # httptools: the gateway's hot path (see docs/gateway.md, Performance)
+            await run_uvicorn(app, sock, settings.http, parser="httptools")
         finally:
             profiles.cancel()
 

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as gexc
 
-from gemini_failover.gemini import errors
-from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
+from gemini_failover.gemini import errors, wire
+from gemini_failover.gemini.answers import grounding_of
 from gemini_failover.gemini.clients import ClientSpec, NoUploads, make_client
 from gemini_failover.gemini.content import render_contents, thinking_config
 from gemini_failover.gemini.uploads import DEFAULT_REUSE_MARGIN, FileCache, Opener
@@ -34,17 +34,11 @@ from gemini_failover.protocol import (
     Turn,
     Usage,
 )
-from gemini_failover.resilience.errors import EmptyResponse, ResponseBlocked
+from gemini_failover.resilience.errors import EmptyResponse
 
 if TYPE_CHECKING:
     from google import genai
     from google.genai import types as genai_types
-
-#: finish reasons that mean "the model refused", not "the model finished".
-_BLOCK_REASONS = frozenset(
-    {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"}
-)
-
 
 _T = TypeVar("_T")
 
@@ -143,18 +137,30 @@ class GeminiBackend:
         upload_reuse_margin: float = DEFAULT_REUSE_MARGIN,
         spool_dir: str | None = None,
         spec: ClientSpec | None = None,
+        direct: bool = True,
     ) -> None:
         """``opener`` reads a path-only ``Media`` for the Files API (without one such
         media are refused); an upload is reused until ``upload_reuse_margin`` seconds
         before it expires; content to upload is spooled to a private temporary file in
         ``spool_dir`` (default: the system's temporary directory) while it is sent.
-        ``spec`` (an endpoint: Vertex AI, say) replaces api_key/base_url/api_version."""
+        ``spec`` (an endpoint: Vertex AI, say) replaces api_key/base_url/api_version.
+        ``direct``: plain text requests to a Gemini API endpoint with an API key skip
+        the SDK's models (:mod:`.wire`)."""
         if spec is None:
             spec = ClientSpec(api_key=api_key, base_url=base_url, api_version=api_version)
         self._spec = spec
         self._client: genai.Client | None = None
         self._connecting: asyncio.Lock | None = None
         self._info_cache: dict[str, ModelInfo] = {}
+        self._wire = (
+            wire.WireClient(
+                api_key=spec.api_key,
+                base_url=spec.base_url,
+                api_version=spec.api_version or "v1beta",
+            )
+            if direct and not spec.vertex and spec.api_key is not None and wire.available()
+            else None
+        )
         files = FileCache if spec.uploads else NoUploads
         self._files = files(
             self._sdk_client, opener, reuse_margin=upload_reuse_margin, spool_dir=spool_dir
@@ -198,6 +204,8 @@ class GeminiBackend:
 
     async def aclose(self) -> None:
         await self._files.aclose()
+        if self._wire is not None:
+            await self._wire.aclose()
         if self._client is not None:
             await self._client.aio.aclose()
             self._client = None
@@ -249,34 +257,17 @@ class GeminiBackend:
             json.dumps(thinking, sort_keys=True) if thinking is not None else None,
         )
 
-    # -- response reading -------------------------------------------------------
-
-    @staticmethod
-    def _read(response: genai_types.GenerateContentResponse) -> tuple[str, str, str | None]:
-        """(text, thoughts, finish_reason) of the first candidate; raises for blocks."""
-        feedback = response.prompt_feedback
-        if feedback is not None and feedback.block_reason is not None:
-            raise ResponseBlocked(f"prompt blocked: {feedback.block_reason.value}")
-        if not response.candidates:
-            return "", "", None
-        candidate = response.candidates[0]
-        reason = candidate.finish_reason.value if candidate.finish_reason else None
-        text, thoughts = split_parts(candidate)
-        if reason in _BLOCK_REASONS:
-            raise ResponseBlocked(reason or "unknown")
-        return text, thoughts, reason
-
-    @staticmethod
-    def _grounding_metadata(
-        response: genai_types.GenerateContentResponse,
-    ) -> genai_types.GroundingMetadata | None:
-        return response.candidates[0].grounding_metadata if response.candidates else None
-
     # -- operations -------------------------------------------------------------
 
     async def generate(
         self, model: str, request: GenerationRequest, *, timeout: float
     ) -> GenerationResult:
+        if self._wire is not None and wire.is_plain(request):
+            try:
+                async with asyncio.timeout(timeout):
+                    return await self._wire.generate(model, request)
+            except errors.catchable() as exc:
+                raise _normalised(exc) from exc
         config = self._config(model, request)
 
         async def call(contents: list[dict[str, Any]]) -> genai_types.GenerateContentResponse:
@@ -298,16 +289,16 @@ class GeminiBackend:
                 )
         except errors.catchable() as exc:
             raise _normalised(exc) from exc
-        text, thoughts, reason = self._read(response)  # first: a blocked prompt has none
-        if not text:
-            raise EmptyResponse(f"{model} returned an empty answer (finish {reason})")
+        read = wire.sdk_chunk(response)  # first: a blocked prompt has no text
+        if not read.text:
+            raise EmptyResponse(f"{model} returned an empty answer (finish {read.reason})")
         return GenerationResult(
-            text=text,
-            finish_reason=reason or "STOP",
-            usage=usage_of(response) or Usage(),
+            text=read.text,
+            finish_reason=read.reason or "STOP",
+            usage=read.usage or Usage(),
             model_version=response.model_version,
-            grounding=grounding_of(self._grounding_metadata(response), text),
-            thoughts=thoughts,
+            grounding=grounding_of(read.grounding, read.text),
+            thoughts=read.thoughts,
         )
 
     async def stream(
@@ -354,6 +345,10 @@ class GeminiBackend:
 
         async def read() -> None:
             try:
+                if self._wire is not None and wire.is_plain(request):
+                    async for event in self._wire.stream(model, request):
+                        queue.put_nowait(event)
+                    return
                 await self._connect()
                 iterator, head = await self._with_contents(
                     request.contents,
@@ -390,20 +385,24 @@ class GeminiBackend:
                     break
                 if isinstance(item, _Failed):
                     raise _normalised(item.exc) from item.exc
-                text, thoughts, reason = self._read(item)
-                answered = answered or bool(item.candidates)
-                if reason is not None:
+                try:  # decoded events (the direct path) or the SDK's responses
+                    read_one = wire.read_chunk if isinstance(item, dict) else wire.sdk_chunk
+                    chunk = read_one(item)
+                except errors.catchable() as exc:
+                    raise _normalised(exc) from exc
+                answered = answered or chunk.answered
+                if chunk.reason is not None:
                     finished = True
-                streamed.append(text)
-                metadata = self._grounding_metadata(item)
+                streamed.append(chunk.text)
+                metadata = chunk.grounding
                 grounding = grounding_of(metadata, "".join(streamed)) if metadata else None
-                if text or thoughts or grounding or reason is not None:
+                if chunk.text or chunk.thoughts or grounding or chunk.reason is not None:
                     yield StreamChunk(
-                        text=text,
-                        finish_reason=reason,
-                        usage=usage_of(item),
+                        text=chunk.text,
+                        finish_reason=chunk.reason,
+                        usage=chunk.usage,
                         grounding=grounding,
-                        thoughts=thoughts,
+                        thoughts=chunk.thoughts,
                     )
         finally:
             reader.cancel()

@@ -3,6 +3,9 @@
 ``tools/call`` span is the parent): the GenAI request span around each Gemini tool
 call, named ``{gen_ai.operation.name} {gen_ai.request.model}``, with the token usage,
 finish reason and response model from the tool's structured result.
+``gen_ai.request.model`` is the model the call asked for (its ``model`` argument, an
+alias resolved to its chain model; the chain's first model without one) and
+``gen_ai.response.model`` the model that served it (``served_by``).
 
 The caller's ``traceparent`` header reaches the SDK's span through
 ``TraceContextASGI`` (server/http.py): the SDK runs each message of both HTTP
@@ -19,10 +22,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from gemini_failover.observability.tracing import (
+    RESPONSE_MODEL,
     AttrValue,
     RequestSpan,
     request_span,
 )
+from gemini_failover.resilience.choice import resolve
+from gemini_failover.resilience.results import RequestFailed
 
 #: Tool -> gen_ai.operation.name. gemini_list_models and gemini_health call no model:
 #: the SDK's tools/call span is all they get.
@@ -51,10 +57,26 @@ class ToolSpans:
         embedding_models: Sequence[str],
         *,
         record_content: bool = False,
+        aliases: Mapping[str, str] | None = None,
     ) -> None:
         self.models = tuple(models)
         self.embedding_models = tuple(embedding_models)
         self.record_content = record_content
+        self.aliases = dict(aliases or {})
+
+    def requested(self, operation: str, args: Mapping[str, Any]) -> str:
+        """The model a call asks for: its ``model`` argument (a chain model or an
+        alias) as the chain model it names; else the chain's first."""
+        chain = self.embedding_models if operation == "embeddings" else self.models
+        if not chain:
+            return "unknown"
+        wanted = args.get("model")
+        if operation != "embeddings" and isinstance(wanted, str):
+            try:
+                return chain[resolve(chain, self.aliases, wanted).start]
+            except RequestFailed:  # the tool refuses it; the span names the chain's start
+                pass
+        return chain[0]
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         params = ctx.params if ctx.method == "tools/call" else None
@@ -66,7 +88,7 @@ class ToolSpans:
         chain = self.embedding_models if operation == "embeddings" else self.models
         with request_span(
             operation,
-            chain[0] if chain else "unknown",
+            self.requested(operation, args),
             chain=chain,
             record_content=self.record_content,
             attributes=_options(args),
@@ -130,6 +152,9 @@ def _record_result(rs: RequestSpan, result: Any) -> None:
         rs.set_usage(usage.get("prompt_tokens"), usage.get("output_tokens"))
     finish_reason = out.get("finish_reason")
     rs.set_finish_reason(finish_reason if isinstance(finish_reason, str) else None)
+    served = out.get("served_by")
+    if isinstance(served, str) and served:
+        rs.span.set_attribute(RESPONSE_MODEL, served)
     if rs.record_content:
         if isinstance(out.get("text"), str):
             rs.record_output(out["text"], finish_reason)
@@ -143,9 +168,12 @@ def instrument(
     embedding_models: Sequence[str],
     *,
     record_content: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> None:
     """Add the middleware to an ``MCPServer`` (or its low-level server)."""
-    server.middleware.append(ToolSpans(models, embedding_models, record_content=record_content))
+    server.middleware.append(
+        ToolSpans(models, embedding_models, record_content=record_content, aliases=aliases)
+    )
 
 
 __all__ = ["TOOL_OPERATIONS", "ToolSpans", "instrument"]

@@ -45,6 +45,8 @@ from gemini_failover.tools.validation import MAX_INPUT_BYTES
 from gemini_failover.tracing_switch import tracing_configured
 
 if TYPE_CHECKING:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
     from gemini_failover.config import HttpSettings
 
 log = logging.getLogger("gemini_failover.server")
@@ -369,10 +371,65 @@ def guarded_h11(limits: HttpSettings) -> type[H11Protocol]:
     return GuardedH11Protocol
 
 
-def uvicorn_limits(limits: HttpSettings) -> dict[str, Any]:
-    """uvicorn.Config arguments for the HTTP limits (and HTTP only: no WebSocket)."""
+def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol (its parser is C: several times cheaper per request
+    than h11) with the same header timeout and connection cap as :func:`guarded_h11`."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+        _awaiting_headers = True  # no request's headers are being read: the next one's
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > limits.max_connections:
+                log.warning("connection refused: %d connections open", limits.max_connections)
+                self.transport.close()
+                return
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self._header_timer is None and self._awaiting_headers:
+                self._arm()
+            super().data_received(data)
+
+        def on_headers_complete(self) -> None:
+            self._awaiting_headers = False
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            self._awaiting_headers = not self.pipeline
+            super().on_response_complete()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._header_timer = self.loop.call_later(limits.header_timeout, self._expired)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _expired(self) -> None:
+            self._header_timer = None
+            if self._awaiting_headers and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedHttpToolsProtocol
+
+
+def uvicorn_limits(
+    limits: HttpSettings, parser: Literal["h11", "httptools"] = "h11"
+) -> dict[str, Any]:
+    """uvicorn.Config arguments for the HTTP limits (and HTTP only: no WebSocket);
+    ``parser``: uvicorn's h11 or httptools protocol, guarded alike."""
+    protocol = guarded_h11(limits) if parser == "h11" else guarded_httptools(limits)
     return {
-        "http": guarded_h11(limits),
+        "http": protocol,
         "ws": "none",
         "timeout_keep_alive": limits.idle_timeout,
         # uvicorn answers 503 to a request while this many connections or tasks are

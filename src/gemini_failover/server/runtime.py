@@ -343,6 +343,7 @@ class Runtime:
                 settings.models,
                 settings.embedding_models,
                 record_content=settings.trace_content,
+                aliases=settings.model_aliases,
             )
         return server
 

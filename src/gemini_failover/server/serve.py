@@ -168,6 +168,7 @@ async def run_uvicorn(
     limits: HttpSettings,
     *,
     lifespan: Literal["on", "off"] = "on",
+    parser: Literal["h11", "httptools"] = "h11",
 ) -> None:
     import uvicorn
 
@@ -180,7 +181,7 @@ async def run_uvicorn(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=5,
-        **uvicorn_limits(limits),
+        **uvicorn_limits(limits, parser),
     )
     server = uvicorn.Server(config)
     try:

@@ -1,0 +1,180 @@
+"""The backend's direct path (gemini/wire.py, gemini/http1.py) against the SDK path:
+the same request on the wire, the same result, the same errors. A loopback HTTP server
+records what each path sends and answers both alike."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from google.api_core import exceptions as gexc
+
+from gemini_failover.gemini.backend import GeminiBackend
+from gemini_failover.gemini.wire import is_plain
+from gemini_failover.protocol import GenerationRequest, Thinking, Turn
+from gemini_failover.resilience.errors import upstream_of
+
+ANSWER: dict[str, Any] = {
+    "candidates": [
+        {
+            "content": {"role": "model", "parts": [{"text": "An "}, {"text": "answer."}]},
+            "finishReason": "STOP",
+            "index": 0,
+        }
+    ],
+    "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 3, "totalTokenCount": 10},
+    "modelVersion": "m-001",
+    "responseId": "r1",
+}
+RATE_LIMITED: dict[str, Any] = {
+    "error": {
+        "code": 429,
+        "message": "Resource has been exhausted (e.g. check quota).",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "7s"},
+            {
+                "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+                "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+            },
+        ],
+    }
+}
+
+REQUESTS = [
+    GenerationRequest.from_prompt("hello"),
+    GenerationRequest(
+        contents=(Turn("user", "hi"), Turn("model", "yo"), Turn("user", "more ✓")),
+        system_instruction="be brief",
+        temperature=0.5,
+        top_p=0.9,
+        max_output_tokens=100,
+        stop_sequences=("END", "STOP"),
+        response_schema={"type": "object", "properties": {"a": {"type": "string"}}},
+    ),
+]
+
+
+class Recorder:
+    """A loopback HTTP/1.1 server: records each request, answers ``status``/``body``."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str], Any]] = []
+        self.status, self.extra = 200, b""
+        self.body: dict[str, Any] = ANSWER
+        self.url = ""
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line, *fields = head.decode("latin-1").split("\r\n")
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (f.partition(":") for f in fields if f)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.requests.append((line, headers, json.loads(body)))
+                payload = json.dumps(self.body).encode()
+                writer.write(
+                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n" % self.status
+                    + self.extra
+                    + b"content-length: %d\r\n\r\n" % len(payload)
+                    + payload
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+@asynccontextmanager
+async def recorder() -> AsyncIterator[Recorder]:
+    rec = Recorder()
+    server = await asyncio.start_server(rec.handle, "127.0.0.1", 0)
+    rec.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    async with server:
+        yield rec
+
+
+@pytest.mark.parametrize("request_", REQUESTS)
+async def test_the_direct_path_sends_what_the_sdk_sends_and_reads_the_same(
+    request_: GenerationRequest,
+) -> None:
+    assert is_plain(request_)
+    async with recorder() as rec:
+        results = []
+        for direct in (False, True):
+            backend = GeminiBackend(api_key="k-123", base_url=rec.url, direct=direct)
+            results.append(await backend.generate("m", request_, timeout=10))
+            await backend.aclose()
+    assert results[0] == results[1]
+    assert results[1].text == "An answer." and results[1].usage.total_tokens == 10
+    (sdk_line, sdk_headers, sdk_body), (line, headers, body) = rec.requests
+    assert line == sdk_line == "POST /v1beta/models/m:generateContent HTTP/1.1"
+    assert body == sdk_body  # the same JSON (key order aside)
+    for name in ("x-goog-api-key", "content-type", "user-agent", "x-goog-api-client"):
+        assert headers[name] == sdk_headers[name], name
+
+
+async def test_an_error_answer_is_the_same_exception_on_both_paths() -> None:
+    async with recorder() as rec:
+        rec.status, rec.body, rec.extra = 429, RATE_LIMITED, b"retry-after: 9\r\n"
+        raised: list[gexc.GoogleAPICallError] = []
+        for direct in (False, True):
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            with pytest.raises(gexc.GoogleAPICallError) as info:
+                await backend.generate("m", REQUESTS[0], timeout=10)
+            raised.append(info.value)
+            await backend.aclose()
+    sdk, direct_ = raised
+    assert type(direct_) is type(sdk) is gexc.TooManyRequests
+    assert direct_.message == sdk.message
+    assert upstream_of(direct_) == upstream_of(sdk)
+    got = upstream_of(direct_)
+    assert got is not None and got.retry_after == 9.0 and got.quota_scope == "minute"
+
+
+async def test_requests_with_files_tools_or_thinking_keep_the_sdk_path() -> None:
+    assert not is_plain(GenerationRequest.from_prompt("x", google_search=True))
+    assert not is_plain(GenerationRequest.from_prompt("x", urls=("https://example.com",)))
+    assert not is_plain(GenerationRequest.from_prompt("x", thinking=Thinking("low")))
+
+
+class _Answer(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the connection outlives the first loop
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        payload = json.dumps(ANSWER).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_one_backend_serves_successive_event_loops() -> None:
+    """A connection kept alive by a closed event loop is not reused by the next one."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        backend = GeminiBackend(api_key="k", base_url=url)
+        for _ in range(2):
+            result = asyncio.run(backend.generate("m", REQUESTS[0], timeout=10))
+            assert result.text == "An answer."
+        asyncio.run(backend.aclose())
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
