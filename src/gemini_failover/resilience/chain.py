@@ -74,7 +74,8 @@ class Chain:
         # pair on the endpoint (in every chain: the manager sets ``on_endpoint_fault``)
         default = settings.default_endpoint_name
         self.endpoint_of = {s.name: pairs.endpoint_of(s.name, default) for s in self.states}
-        self.multi_endpoint = len(settings.endpoints_in_use()) > 1
+        # this chain's own endpoints: with one, nothing here could take over from it
+        self.multi_endpoint = len(set(self.endpoint_of.values())) > 1
         self.on_endpoint_fault: Callable[[str, float], bool] = self.cool_endpoint
         self.active: str = self.states[0].name
         self.last_failover: FailoverRecord | None = None

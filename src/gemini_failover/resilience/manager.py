@@ -148,9 +148,14 @@ class FailoverManager:
         await self.backend.aclose()
 
     def _endpoint_fault(self, endpoint: str, seconds: float) -> bool:
-        """An endpoint's credentials were rejected: leave its pairs out in every chain.
-        True for a new outage (the caller alerts once)."""
-        fresh = [chain.cool_endpoint(endpoint, seconds) for chain in self._chains()]
+        """An endpoint's credentials were rejected: leave its pairs out in every chain
+        that has another endpoint to move to (a chain on this endpoint alone keeps
+        failing at once, with the cause). True for a new outage (the caller alerts once)."""
+        fresh = [
+            chain.cool_endpoint(endpoint, seconds)
+            for chain in self._chains()
+            if chain.multi_endpoint
+        ]
         return all(fresh)
 
     def _chains(self) -> tuple[Chain, Chain]:
