@@ -137,6 +137,9 @@ def normalise(exc: BaseException) -> gexc.GoogleAPICallError | None:
         return transport_error("network", f"connection failed: {type(exc).__name__}: {exc}")
     if isinstance(exc, json.JSONDecodeError | genai_errors.UnknownApiResponseError):
         return transport_error("malformed", f"malformed response body: {exc}")
+    found = _auth_library_error(exc)
+    if found is not None:
+        return found
     return None
 
 
@@ -160,9 +163,11 @@ def catchable() -> tuple[type[BaseException], ...]:
     global _CATCHABLE  # a cache of immutable class references, not configuration
     if not _CATCHABLE:
         import httpx2
+        from google.auth import exceptions as auth_errors
         from google.genai import errors as genai_errors
 
         _CATCHABLE = (
+            auth_errors.GoogleAuthError,  # Vertex AI: ADC looked up / refreshed per call
             TimeoutError,
             genai_errors.APIError,
             genai_errors.UnknownApiResponseError,
@@ -191,6 +196,26 @@ def no_credentials(exc: BaseException) -> gexc.GoogleAPICallError:
     )
     attach(result, Upstream(status="401", reason="CREDENTIALS_MISSING"))
     return result
+
+
+def _auth_library_error(exc: BaseException) -> gexc.GoogleAPICallError | None:
+    """google-auth's failures (Vertex AI loads and refreshes its credentials inside
+    each call): a network failure while refreshing is a network failure; any other
+    is a credentials fault of the endpoint, never a bug of ours."""
+    from google.auth import exceptions as auth_errors
+
+    if isinstance(exc, auth_errors.TransportError):
+        return transport_error("network", f"credentials refresh failed: {type(exc).__name__}")
+    if isinstance(exc, auth_errors.DefaultCredentialsError):
+        return no_credentials(exc)
+    if isinstance(exc, auth_errors.GoogleAuthError):
+        result = gexc.Unauthenticated(
+            f"the endpoint's credentials could not be used ({type(exc).__name__}); refresh "
+            "them (`gcloud auth application-default login`) or set access_token"
+        )
+        attach(result, Upstream(status="401", reason="CREDENTIALS_MISSING"))
+        return result
+    return None
 
 
 def normalise_upload(exc: BaseException) -> gexc.GoogleAPICallError | None:
