@@ -262,6 +262,19 @@ class Settings(BaseSettings):
             if len(set(keys)) != len(keys):
                 raise ValueError(f"{name} ({env}): duplicate model in the chain {keys}")
             object.__setattr__(self, name, keys)  # the canonical spelling of each pair
+        # overrides and alias targets may spell a pair on the default endpoint in full
+        overrides: dict[str, ModelOverride] = {}
+        for key, override in self.model_overrides.items():
+            canonical = pairs.canonical(key, default)
+            if canonical in overrides:
+                raise ValueError(
+                    f"model_overrides ({ENV_PREFIX}MODEL_OVERRIDES): {key!r} names the same "
+                    f"pair as another entry ({canonical!r})"
+                )
+            overrides[canonical] = override
+        object.__setattr__(self, "model_overrides", overrides)
+        aliases = {a: pairs.canonical(t, default) for a, t in self.model_aliases.items()}
+        object.__setattr__(self, "model_aliases", aliases)
         if self.attempt_timeout > self.total_timeout:
             raise ValueError(
                 "attempt_timeout (GEMINI_FAILOVER_ATTEMPT_TIMEOUT) must not exceed "

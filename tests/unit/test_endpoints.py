@@ -12,6 +12,7 @@ import pytest
 
 from gemini_failover import pairs
 from gemini_failover.config import ConfigError, Settings, load_settings, unknown_variables
+from gemini_failover.gateway.routing import ChainRouter
 from gemini_failover.gemini.endpoints import build_backend, client_spec
 from gemini_failover.resilience.capabilities import Needs, misfit, pair_profile
 from gemini_failover.resilience.choice import aliases, resolve
@@ -228,3 +229,28 @@ def test_a_bare_model_argument_is_the_first_chain_entry_with_that_model() -> Non
     assert aliases(names, {"f": "gemini-2.5-flash"})["f"] == "studio:gemini-2.5-flash"
     # an endpoint named like an alias does not make its models that alias
     assert "pro" not in aliases(["pro:gemini-2.5-flash"], {})
+
+
+def test_pairs_spelled_in_full_on_the_default_endpoint_mean_the_same_pair() -> None:
+    s = two_endpoints(
+        models=["vertex:gemini-2.5-pro", "studio:gemini-2.5-pro"],
+        default_endpoint="vertex",
+        model_overrides={
+            "vertex:gemini-2.5-pro": {"input_token_limit": 1234},
+            "studio:gemini-2.5-pro": {"input_token_limit": 999},
+        },
+        model_aliases={"vp": "vertex:gemini-2.5-pro"},
+    )
+    assert s.models == ["gemini-2.5-pro", "studio:gemini-2.5-pro"]
+    assert pair_profile(s, "gemini-2.5-pro", None).input_token_limit == 1234
+    assert pair_profile(s, "studio:gemini-2.5-pro", None).input_token_limit == 999
+    assert resolve(s.models, s.model_aliases, "vp").start == 0
+    router = ChainRouter(s.models, s.embedding_models, ["auto"], s.default_endpoint_name)
+    target = router.target("vertex:gemini-2.5-pro", "generate")
+    assert target is not None and target.first == "gemini-2.5-pro"
+    assert router.known("vertex:gemini-2.5-pro")
+    with pytest.raises(ConfigError, match="names the same pair"):
+        two_endpoints(
+            default_endpoint="vertex",
+            model_overrides={"vertex:gemini-2.5-pro": {}, "gemini-2.5-pro": {}},
+        )

@@ -450,6 +450,7 @@ def build_gateway_app(
         settings.models,
         settings.embedding_models,
         aliases if aliases is not None else settings.gateway_aliases,
+        settings.default_endpoint_name,
     )
     tracer: RequestTracer | None = None
     if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask

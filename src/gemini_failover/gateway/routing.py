@@ -42,8 +42,13 @@ class ChainRouter:
     """Model names -> targets, for one gateway's chains and aliases."""
 
     def __init__(
-        self, models: Sequence[str], embedding_models: Sequence[str], aliases: Sequence[str]
+        self,
+        models: Sequence[str],
+        embedding_models: Sequence[str],
+        aliases: Sequence[str],
+        default_endpoint: str = pairs.IMPLICIT_ENDPOINT,
     ) -> None:
+        self.default_endpoint = default_endpoint
         self.models = tuple(models)
         self.embedding_models = tuple(embedding_models)
         self.aliases = tuple(aliases)
@@ -60,6 +65,9 @@ class ChainRouter:
         chain = self.embedding_models if kind == "embed" else self.models
         if model in self.aliases:
             return Target(kind, 0, chain) if chain else None
+        model = pairs.canonical(model, self.default_endpoint)  # "studio:x" on studio: "x"
+        if model in self.aliases:
+            return Target(kind, 0, chain) if chain else None
         if model in chain:
             return Target(kind, chain.index(model), chain)
         # -- endpoints: a bare model name is the first entry serving that model --
@@ -68,6 +76,8 @@ class ChainRouter:
 
     def known(self, model: str) -> bool:
         every = (*self.models, *self.embedding_models)
+        if model not in self.aliases:
+            model = pairs.canonical(model, self.default_endpoint)
         return model in self.aliases or any(model in (k, pairs.model_of(k)) for k in every)
 
     def method_of(self, action: Action) -> str:

@@ -92,7 +92,12 @@ def run(options: GatewayOptions) -> None:
     from gemini_failover.gateway.routing import ChainRouter
 
     try:
-        ChainRouter(settings.models, settings.embedding_models, settings.gateway_aliases)
+        ChainRouter(
+            settings.models,
+            settings.embedding_models,
+            settings.gateway_aliases,
+            settings.default_endpoint_name,
+        )
     except ValueError as exc:
         raise StartupError(str(exc)) from None
     if options.scenario is not None:
