@@ -23,6 +23,7 @@ from gemini_failover.resilience import events as ev
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.manager import FailoverManager
 from gemini_failover.resilience.results import RequestFailed
+from gemini_failover.server.health import health_document
 from tests.harness import Harness, harness
 
 PRO, FLASH = "gemini-2.5-pro", "gemini-2.5-flash"
@@ -131,6 +132,12 @@ async def test_a_bad_key_cools_its_endpoint_down_and_alerts_once(h: Harness) -> 
     assert rows[STUDIO_PRO]["endpoint_down_for_s"] > 0
     assert rows[STUDIO_FLASH]["endpoint_down_for_s"] > 0  # every pair on the endpoint
     assert rows[VERTEX_PRO]["endpoint_down_for_s"] == 0
+    document = health_document(m)
+    assert document["status"] == "degraded"
+    assert any(
+        r.startswith(f"{STUDIO_PRO}: endpoint studio credentials rejected")
+        for r in document["reasons"]
+    )
     # a model only the cooled-down endpoint serves: refused without a call
     with pytest.raises(RequestFailed) as caught:
         await m.generate(req("flash"), start_at=FLASH)
@@ -152,15 +159,27 @@ async def test_bad_credentials_everywhere_fail_once_per_endpoint_then_at_once(
     assert [a.model for a in h.of(ev.AuthFailure)] == [STUDIO_PRO, VERTEX_PRO]
 
 
-async def test_with_one_endpoint_a_bad_key_still_fails_at_once_every_time(h: Harness) -> None:
+@pytest.mark.parametrize(
+    "embedding_models",
+    [["studio:embed"], ["vertex:embed"], ["studio:embed", "vertex:embed"]],
+    ids=["embeddings on the same endpoint", "on another", "on both"],
+)
+async def test_with_one_endpoint_a_bad_key_still_fails_at_once_every_time(
+    h: Harness, embedding_models: list[str]
+) -> None:
+    # The generation chain has studio alone: however many endpoints the embedding
+    # chain uses, studio's pairs are not cooled down (nothing could take over).
     h.emulator.configure("*", faults=[{"kind": "auth", "code": 403, "endpoint": "studio"}])
-    m = await manager(h, chain=(STUDIO_PRO, STUDIO_FLASH), embedding_models=["studio:embed"])
+    m = await manager(h, chain=(STUDIO_PRO, STUDIO_FLASH), embedding_models=embedding_models)
+    if len(embedding_models) == 2:  # studio's embedding fails over; generation unaffected
+        _, prov = await m.embed(("text",))
+        assert prov.served_by == "vertex:embed"
     for _ in range(2):
         with pytest.raises(RequestFailed) as caught:
             await m.generate(req())
         assert caught.value.category is Category.AUTH
     assert generate_calls(h) == [("studio", PRO, 403)] * 2  # no cool-down hides the cause
-    assert len(h.of(ev.AuthFailure)) == 2
+    assert len(h.of(ev.AuthFailure)) == 2 + (len(embedding_models) == 2)
 
 
 # -- every fault kind on studio's Pro, with the error table's action ---------------------
@@ -270,3 +289,23 @@ async def test_a_stream_refused_by_an_endpoint_goes_to_another_before_any_text(
     assert stream.result.provenance.served_by == VERTEX_PRO
     assert [f.reason for f in stream.result.provenance.failovers] == ["auth"]
     assert len(h.of(ev.AuthFailure)) == 1
+
+
+async def test_vertex_without_usable_default_credentials_is_an_endpoint_fault(
+    h: Harness, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # Project mode without access_token: google-auth loads ADC inside each call.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing-adc.json"))
+    url = h.server.base_url
+    endpoints = {
+        "studio": {"api_key": "studio-key", "base_url": url},
+        "vertex": {"kind": "vertex", "project": "proj", "location": "us-central1", "base_url": url},
+    }
+    m = await h.manager((VERTEX_PRO, STUDIO_PRO), endpoints=endpoints)
+    result = await m.generate(req())
+    assert result.provenance.served_by == STUDIO_PRO  # the same model, another endpoint
+    [failover] = result.provenance.failovers
+    assert (failover.from_model, failover.reason) == (VERTEX_PRO, "auth")
+    [alert] = h.of(ev.AuthFailure)
+    assert "Application Default Credentials" in alert.message
+    assert generate_calls(h) == [("studio", PRO, 200)]  # nothing reached Vertex AI

@@ -79,6 +79,11 @@ def health_document(
             reasons.append(f"{name}: model not found upstream")
         if m.rate_limited_for_s:
             reasons.append(f"{name}: rate limited for {m.rate_limited_for_s:g} s")
+        if m.endpoint_down_for_s:
+            reasons.append(
+                f"{name}: endpoint {m.endpoint} credentials rejected "
+                f"(left out for {m.endpoint_down_for_s:g} s)"
+            )
     if status.active_model != primary:
         reasons.append(f"serving from fallback {status.active_model} instead of {primary}")
     if embedding and not any(m.usable for m in embedding):
