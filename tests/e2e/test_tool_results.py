@@ -15,7 +15,14 @@ from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult, TextContent
 
 from gemini_failover.emulator import Emulator, EmulatorServer, expected_text
-from gemini_failover.tools.models import Attempt, GenerateOutput, Span, TokenUsage
+from gemini_failover.tools.models import (
+    Attempt,
+    FilesOutput,
+    GenerateOutput,
+    LeftOutCount,
+    Span,
+    TokenUsage,
+)
 from gemini_failover.tools.render import CONTENT_TEXT_LIMIT, generated
 from tests.e2e.conftest import EMBEDDING, FALLBACK, PRIMARY, fast_env, held
 from tests.e2e.test_stdio import params
@@ -139,3 +146,22 @@ def test_an_answer_over_the_limit_says_so_in_the_text() -> None:
     assert "structuredContent.text" in cut
     assert "max_output_tokens" in note
     assert (result.structured_content or {})["text"] == long
+
+
+def test_the_conversation_line_is_the_texts_last_line_whatever_else_is_said() -> None:
+    out = GenerateOutput(
+        text="The answer.",
+        finish_reason="STOP",
+        spans=[Span(model="a", start=0, end=11)],
+        usage=TokenUsage(prompt_tokens=1, output_tokens=2, total_tokens=3),
+        served_by="a",
+        attempts=[Attempt(model="a", outcome="ok")],
+        failovers=[],
+        request_id="r-1",
+        conversation_id="c-123",
+        files=FilesOutput(left_out_counts=[LeftOutCount(reason="binary", count=2)]),
+    )
+    lines = text_of(generated(out)).split("\n")
+    assert lines[0] == "The answer."
+    assert lines[-2].startswith("[files: 0 included, 2 left out (binary 2)")
+    assert lines[-1] == "[conversation_id: c-123]"

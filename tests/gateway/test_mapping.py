@@ -116,7 +116,11 @@ def test_openapi_response_schema_becomes_json_schema_and_json_mode_any_json() ->
         ),
         (
             {"contents": [{"parts": [{"text": "a"}, _PNG_PART, {"text": "b"}]}]},
-            "text on both sides of inlineData",
+            "interleaved in one turn",
+        ),
+        (
+            {"contents": [{"parts": [_PNG_PART, {"text": "first or second?"}, _PNG_PART]}]},
+            "interleaved in one turn",
         ),
         (
             {

@@ -258,7 +258,8 @@ def test_a_fail_row_ends_the_request_with_the_rows_message() -> None:
     assert info.value.category is Category.AUTH
     assert info.value.message == (
         "Gemini rejected the credentials (401) for p: bad key. "
-        "Check GEMINI_API_KEY; the operator has been alerted."
+        "Check the endpoint's key or credentials (GEMINI_API_KEY, or its entry in "
+        "GEMINI_FAILOVER_ENDPOINTS); the operator has been alerted."
     )
     with pytest.raises(RequestFailed) as info:
         e.retrier.conclude(e.request(), e.chain[0], failure(Category.BAD_REQUEST))

@@ -188,8 +188,8 @@ def _content_of(
     content: Any, at: str, *, parts_required: bool = True
 ) -> tuple[str, str, tuple[Attachment, ...]]:
     """(role, text, attachments) of one Content. A turn's files are sent before its
-    text (as the MCP tools send them): its text parts must therefore be adjacent, so
-    that no text is moved across a file."""
+    text (as the MCP tools send them): its files must therefore all come before or all
+    after its text, so that no text moves from one file's side to another's."""
     fields = _fields(content, _CONTENT, at)
     role = fields.get("role") or "user"
     if role not in ("user", "model"):
@@ -207,7 +207,7 @@ def _content_of(
         )
     texts: list[str] = []
     attachments: list[Attachment] = []
-    last_text = -2
+    sides: list[str] = []  # "text" / "file", one entry per change of kind
     for j, part in enumerate(parts):
         where = f"{at}.parts[{j}]"
         fields = _fields(part, _PART, where)
@@ -227,6 +227,7 @@ def _content_of(
                 attachments.append(inline_media(blob, f"{_snake(where)}.inline_data"))
             except FeatureError as exc:
                 raise MappingError(exc.reply) from None
+            _side(sides, "file", at)
             continue
         if text is None:
             raise MappingError(
@@ -237,17 +238,23 @@ def _content_of(
             )
         if not isinstance(text, str):
             raise MappingError(_invalid_value(f"{where}.text", "TYPE_STRING", text))
-        if texts and attachments and last_text != j - 1:
-            raise MappingError(
-                invalid_argument(
-                    f"{at}.parts: text on both sides of inlineData in one turn is not "
-                    "supported by the gateway yet: put the turn's files before or after "
-                    "all of its text"
-                )
-            )
+        _side(sides, "text", at)
         texts.append(text)
-        last_text = j
     return str(role), "".join(texts), tuple(attachments)
+
+
+def _side(sides: list[str], kind: str, at: str) -> None:
+    """A turn is sent as its files, then its text: the parts may change kind once."""
+    if sides and sides[-1] == kind:
+        return
+    sides.append(kind)
+    if len(sides) > 2:
+        raise MappingError(
+            invalid_argument(
+                f"{at}.parts: text and inlineData interleaved in one turn are not supported "
+                "by the gateway yet: put the turn's files before or after all of its text"
+            )
+        )
 
 
 def _turns(contents: Any, at: str = "contents") -> tuple[Turn, ...]:

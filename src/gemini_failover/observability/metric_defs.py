@@ -184,7 +184,8 @@ METRICS: Final[tuple[MetricDef, ...]] = (
     M(
         "auth_failures_total",
         "counter",
-        "Upstream 401/403 answers: the credentials need an operator.",
+        "Credential faults (401/403, an invalid key, missing credentials): the credentials "
+        "need an operator. Once per endpoint outage when other endpoints take over.",
         ("model", "endpoint", "status_code"),
         per_model=(("401",), ("403",)),
     ),

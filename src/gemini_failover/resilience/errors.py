@@ -124,7 +124,8 @@ POLICY: dict[Category, Action] = {
         alert_operator=True,
         cooldown=Cooldown(CooldownKind.AUTH, use_retry_after=False, endpoint=True),
         message="Gemini rejected the credentials ({status}) for {model}: {detail}. "
-        "Check GEMINI_API_KEY; the operator has been alerted.",
+        "Check the endpoint's key or credentials (GEMINI_API_KEY, or its entry in "
+        "GEMINI_FAILOVER_ENDPOINTS); the operator has been alerted.",
     ),
     Category.BAD_REQUEST: _FAIL,
     # A capability misfit, not a bad request: the next model that fits may serve it

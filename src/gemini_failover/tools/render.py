@@ -89,12 +89,20 @@ def files_line(files: FilesOutput | None) -> str | None:
 
 
 def _result(
-    text: str, note: str | None, structured: Mapping[str, Any], files_note: str | None = None
+    text: str,
+    note: str | None,
+    structured: Mapping[str, Any],
+    files_note: str | None = None,
+    last: str | None = None,
 ) -> CallToolResult:
     if note is not None:
         text = f"{text}\n\n{note}" if text else note
     if files_note is not None:
         text = f"{text}\n{files_note}" if note is not None else f"{text}\n\n{files_note}"
+    if last is not None:  # the conversation's line: always the text's last
+        text = (
+            f"{text}\n{last}" if note is not None or files_note is not None else f"{text}\n\n{last}"
+        )
     return CallToolResult(
         content=[TextContent(type="text", text=text)], structured_content=dict(structured)
     )
@@ -123,11 +131,12 @@ def generated(out: GenerateOutput, *, conversation_id_in_text: bool = True) -> C
         n for n in (sources_line(out), provenance_line(out, out.spans, out.finish_reason)) if n
     ]
     note = "\n\n".join(notes) if notes else None
-    thread = conversation_line(out, show_id=conversation_id_in_text)
-    if thread is not None:  # the last line, right under the provenance line if any
-        note = f"{note}\n{thread}" if note else thread
     return _result(
-        _limited(out.text, "structuredContent.text"), note, _dump(out), files_line(out.files)
+        _limited(out.text, "structuredContent.text"),
+        note,
+        _dump(out),
+        files_line(out.files),
+        conversation_line(out, show_id=conversation_id_in_text),
     )
 
 
