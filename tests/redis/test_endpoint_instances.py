@@ -103,7 +103,9 @@ async def test_an_endpoint_cooled_down_by_one_instance_is_skipped_by_the_other(
     first = await a.generate(request)
     assert first.provenance.served_by == VERTEX_PRO
     assert raw.exists(f"{prefix}:cooldown:{STUDIO_PRO}:auth")
-    assert raw.exists(f"{prefix}:cooldown:studio:embed:auth")  # every pair on it
+    # every pair on it in a chain with another endpoint to move to; the embedding chain
+    # has studio alone, so its pair keeps failing at once with the cause instead
+    assert not raw.exists(f"{prefix}:cooldown:studio:embed:auth")
 
     studio = b.chain.get(STUDIO_PRO)
     assert studio is not None
