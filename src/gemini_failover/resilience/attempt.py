@@ -21,7 +21,7 @@ from typing import Literal, NoReturn
 
 from gemini_failover.config import Settings
 from gemini_failover.resilience import events as ev
-from gemini_failover.resilience.breaker import Outcome, Permit
+from gemini_failover.resilience.breaker import BreakerState, Outcome, Permit
 from gemini_failover.resilience.chain import Chain
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import UPSTREAM_ERRORS, Category, UpstreamFailure, classify
@@ -120,6 +120,9 @@ class AttemptRunner:
             return
         if state.waiting >= self.settings.concurrency.max_waiting:
             state.breaker.release(permit)
+            state.slots.shed += 1
+            if self.chain.usable_after(state, req.stop):
+                raise GiveUp("overloaded")  # a later model takes it: no need to shed
             self.shed(req, state, "overloaded", 1.0)
         state.waiting += 1
         try:
@@ -127,12 +130,20 @@ class AttemptRunner:
                 await state.slots.acquire()
         except TimeoutError:
             state.breaker.release(permit)
+            state.slots.shed += 1
             self.shed(req, state, "deadline", None)
         except asyncio.CancelledError:
             state.breaker.release(permit)
             raise
         finally:
             state.waiting -= 1
+        breaker = state.breaker
+        if permit.epoch != breaker.snapshot.epoch and breaker.state is not BreakerState.CLOSED:
+            # the model was ejected (or tripped) while this request queued: its turn
+            # must not be one more call to it
+            state.slots.release()
+            breaker.release(permit)
+            raise BreakerRejected
 
 
 class Attempt:

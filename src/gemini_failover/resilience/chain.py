@@ -190,6 +190,8 @@ class Chain:
 
     def _on_transition(self, model: str) -> Transition:
         def on_transition(old: BreakerSnapshot, new: BreakerSnapshot) -> None:
+            if new.state is BreakerState.OPEN:
+                self._by_name[model].slots.restart()  # back from it: slow start
             self.events.publish(
                 ev.BreakerTransition(model, old.state.label, new.state.label, new.reason, new.epoch)
             )
@@ -218,7 +220,10 @@ class Chain:
         if state is None:
             return
         old = state.breaker.snapshot
-        if state.breaker.apply(snapshot) and old.state is not snapshot.state:
+        applied = state.breaker.apply(snapshot)
+        if applied and snapshot.state is BreakerState.OPEN:
+            state.slots.restart()
+        if applied and old.state is not snapshot.state:
             self.events.publish(
                 ev.BreakerTransition(
                     model,
