@@ -123,7 +123,7 @@ class RateLimitSettings(_Group):
         1000.0, gt=0, description="Release rate (calls/s) at which pacing ends."
     )
     spill_start_rate: float = Field(
-        10.0,
+        4.0,
         gt=0,
         description="Requests spilled onto a model that is not paced start at this rate "
         "(calls/s), +that per success until its first 429 (slow start).",
