@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 
 from gemini_failover.protocol import GenerationRequest
-from gemini_failover.resilience.breaker import BreakerState
 from gemini_failover.resilience import events as ev
+from gemini_failover.resilience.breaker import BreakerState
 from gemini_failover.resilience.results import RequestFailed
 from tests.harness import Harness
 
@@ -137,7 +137,9 @@ async def test_a_stream_waits_out_a_short_rate_limit_like_a_unary_call(h: Harnes
     # release gate (a wait, then the probe), not into the retry loop.
     h.emulator.configure(
         "primary",
-        faults=[{"kind": "status", "code": 429, "retry_after": 0.2, "count": 1, "actions": ["stream"]}],
+        faults=[
+            {"kind": "status", "code": 429, "retry_after": 0.2, "count": 1, "actions": ["stream"]}
+        ],
     )
     m = await h.manager()
     served, attempts = await _stream(m, "stream storm")
@@ -165,6 +167,10 @@ async def test_streams_in_a_storm_are_released_through_the_gate_one_probe_first(
     # the primary again before the probe's success released them
     assert [r.outcome for r in records].count("fault:status") == 1
     assert len(records) == calls + 1
+    # the release_gate_waiters gauge's events: the streams waited there, then left
+    waiters = [e.waiters for e in h.of(ev.GateWaiters) if e.model == "primary"]
+    assert max(waiters) > 1
+    assert waiters[-1] == 0
 
 
 async def test_a_burst_on_a_flapping_primary_spends_only_its_first_slots_on_it(
@@ -195,3 +201,8 @@ async def test_a_model_back_from_an_ejection_slow_starts(h: Harness) -> None:
     assert set(await _fire(h, m, 10, "down")) == {"fallback"}
     assert m.chain[0].breaker.snapshot.state is not BreakerState.CLOSED  # ejected
     assert m.chain[0].slots.limit == start  # it comes back from the starting limit
+    # the admission gauges' events: the queue grew the limit, the ejection reset it
+    admission = [e for e in h.of(ev.AdmissionChanged) if e.model == "primary"]
+    assert max(e.queued for e in admission) > 0
+    assert max(e.limit for e in admission) == int(grown)
+    assert admission[-1].limit == start
