@@ -95,16 +95,26 @@ def _failures(outcomes: Sequence[Outcome]) -> dict[str, int]:
 async def transient_storm(
     base_url: str, overrides: Overrides = NO_OVERRIDES, *, calls: int = 100, retry_after: float = 2
 ) -> TransientStorm:
-    """The primary answers its first ``calls`` requests with 429 + Retry-After, then
-    recovers; ``calls`` concurrent calls, deadline 90 s; a healthy fallback."""
+    """The primary answers 429 + Retry-After ``retry_after`` s to its first ``calls``
+    requests that arrive in the first ``retry_after`` s of the storm, then recovers (its
+    quota refills when the Retry-After it announced runs out: a quota is a window of
+    time, not a count of refusals); ``calls`` concurrent calls, deadline 90 s; a healthy
+    fallback."""
     control = EmulatorControl(base_url)
     try:
         storm = {"kind": "status", "code": 429, "retry_after": retry_after, "count": calls}
         await _fresh(control, {PRIMARY: ({}, [{**storm, "actions": ANSWERS}]), FALLBACK: ({}, [])})
         settings = build_settings(base_url, [PRIMARY, FALLBACK], overrides, total_timeout=90.0)
+
+        async def refill() -> None:
+            await asyncio.sleep(retry_after)  # the scenario's own clock, not a wait on a condition
+            await control.configure(PRIMARY, {}, [])
+
         async with running_manager(settings) as manager:
             prompts = [f"storm {i}" for i in range(calls)]
+            refilled = asyncio.create_task(refill())
             outcomes = await fire(manager, prompts, concurrency=calls, limit=90 + GRACE_SECONDS)
+            await refilled
         primary = await _generates(control, PRIMARY)
         injected = sum(r["outcome"] == "fault:status" for r in primary)
         after = [r["time"] for r in primary if r["outcome"] != "fault:status"]

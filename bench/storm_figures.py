@@ -56,8 +56,9 @@ class TransientStorm:
     @property
     def title(self) -> str:
         return (
-            f"transient 429 storm: {self.calls} concurrent, the primary's first "
-            f"{self.calls} requests 429 + Retry-After {self.retry_after:g} s, deadline 90 s"
+            f"transient 429 storm: {self.calls} concurrent, the primary's requests in the "
+            f"first {self.retry_after:g} s (at most {self.calls}) 429 + Retry-After "
+            f"{self.retry_after:g} s, deadline 90 s"
         )
 
     @property

@@ -123,7 +123,7 @@ class RateLimitSettings(_Group):
         1000.0, gt=0, description="Release rate (calls/s) at which pacing ends."
     )
     spill_start_rate: float = Field(
-        10.0,
+        4.0,
         gt=0,
         description="Requests spilled onto a model that is not paced start at this rate "
         "(calls/s), +that per success until its first 429 (slow start).",
@@ -138,10 +138,12 @@ class RateLimitSettings(_Group):
 
 class ConcurrencySettings(_Group):
     per_model: int = Field(
-        256,
+        16,
         ge=1,
-        description="Starting admission limit (in-flight calls) of each model; it adapts "
-        "(AIMD) between min_per_model and max_per_model.",
+        description="Starting admission limit (in-flight calls) of a model whose health is "
+        "not proven yet: at start-up and back from an ejection. It adapts (AIMD) between "
+        "min_per_model and max_per_model: +1 per success while calls queue (slow start: "
+        "it doubles per round trip), x decrease_factor on a 429 or a slow call.",
     )
     min_per_model: int = Field(1, ge=1, description="Floor of the adaptive admission limit.")
     max_per_model: int = Field(1024, ge=1, description="Ceiling of the adaptive admission limit.")

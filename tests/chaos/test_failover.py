@@ -101,15 +101,16 @@ async def test_flapping_model_does_not_thrash(h: Harness) -> None:
 
 
 async def test_rate_limit_longer_than_the_deadline_moves_on_to_the_fallback(h: Harness) -> None:
-    # The primary's wait (~6 s to its next token) cannot fit the 1 s deadline: the
-    # requests move on to the fallback (through its admission limit) instead of being
-    # rejected while it sits idle; none retries the primary.
+    # The primary's wait (~6 s to its next token) cannot fit the 2 s deadline: the
+    # requests move on to the fallback (through its admission limit, ramping up from
+    # rate_limit.spill_start_rate) instead of being rejected while it sits idle; none
+    # retries the primary.
     h.emulator.configure(
         "primary",
         faults=[{"kind": "rate_limit", "rpm": 10, "quota": "minute", "actions": ["generate"]}],
     )
     m = await h.manager(
-        total_timeout=1.0, attempt_timeout=1.0, retry={"budget_min_per_second": 1.0}
+        total_timeout=2.0, attempt_timeout=2.0, retry={"budget_min_per_second": 1.0}
     )
 
     async def one(i: int) -> str:
@@ -119,12 +120,17 @@ async def test_rate_limit_longer_than_the_deadline_moves_on_to_the_fallback(h: H
     served = await asyncio.gather(*(one(i) for i in range(60)))
     assert served.count("primary") == 10  # the bucket's 10 tokens
     assert served.count("fallback") == 50
-    assert h.calls("primary") == 60  # one attempt each
+    # at most one attempt each; fewer: the primary's starting admission limit (16, its
+    # health unproven) plus one per success sends a first wave, and the requests queued
+    # behind it move on once its 429s set the cool-down, without calling it
+    start = m.settings.concurrency.per_model
+    assert 10 < h.calls("primary") <= start + 10
     assert h.of(ev.RetryScheduled) == []
     # the 429s set a shared cool-down: a second wave goes to the fallback without a call
+    first_wave = h.calls("primary")
     second = await asyncio.gather(*(one(i) for i in range(20)))
     assert second == ["fallback"] * 20
-    assert h.calls("primary") == 60
+    assert h.calls("primary") == first_wave
     assert m.chain[0].breaker.snapshot.state is BreakerState.CLOSED
 
 
@@ -136,14 +142,19 @@ async def test_short_rate_limit_is_waited_out_on_the_same_model(h: Harness) -> N
         ],
     )
     m = await h.manager()
-    t0 = time.monotonic()
     result = await m.generate(req())
-    assert time.monotonic() - t0 >= 0.2
     assert result.provenance.served_by == "primary"
     assert [a.outcome for a in result.provenance.attempts] == ["429", "ok"]
     assert h.calls("fallback") == 0
-    # waiting out a rate limit is not a retry
+    # waiting out a rate limit is not a retry: the 429, then a wait of at least its
+    # Retry-After (the planned wait, not a measured time), then the second attempt
     assert h.of(ev.RetryScheduled) == []
+    order = [
+        type(e).__name__ if not isinstance(e, ev.AttemptFinished) else f"attempt {e.status}"
+        for e in h.events
+        if isinstance(e, ev.AttemptFinished | ev.RateLimitWait)
+    ]
+    assert order == ["attempt 429", "RateLimitWait", "attempt ok"]
     assert h.of(ev.RateLimitWait)[0].seconds >= 0.2
 
 

@@ -27,6 +27,7 @@ from gemini_failover.observability.logging import (
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.events import (
     ActiveModelChanged,
+    AdmissionChanged,
     AttemptFinished,
     AuthFailure,
     BreakerTransition,
@@ -35,6 +36,7 @@ from gemini_failover.resilience.events import (
     Event,
     EventBus,
     FailoverEvent,
+    GateWaiters,
     ModelSkipped,
     ModelUnavailable,
     QuotaExhausted,
@@ -478,6 +480,18 @@ EVENT_LOG_CASES: list[tuple[Event, str, str, dict[str, Any]]] = [
         "debug",
         "rate_limit_wait",
         {"request_id": "r4", "model": PRO, "wait_s": 3.25},
+    ),
+    (
+        AdmissionChanged(PRO, 8, 8, 3),
+        "debug",
+        "admission_changed",
+        {"model": PRO, "limit": 8, "in_flight": 8, "queued": 3},
+    ),
+    (
+        GateWaiters(PRO, 5),
+        "debug",
+        "gate_waiters",
+        {"model": PRO, "waiters": 5},
     ),
     (
         RetryScheduled("r5", PRO, Category.TIMEOUT, 0.4),

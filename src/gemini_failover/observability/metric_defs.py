@@ -155,6 +155,39 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         buckets=WAIT_BUCKETS,
     ),
     M(
+        "admission_limit",
+        "gauge",
+        "Adaptive admission limit per model: calls allowed in flight (slow start from "
+        "concurrency.per_model, +1 per success while calls queue, x decrease_factor on a "
+        "429 or a slow call). Updated when it changes.",
+        ("model",),
+        per_model=((),),
+    ),
+    M(
+        "admission_in_flight",
+        "gauge",
+        "Calls in flight on the model when its admission limit or queue last changed "
+        "(while requests queue, the limit is full).",
+        ("model",),
+        per_model=((),),
+    ),
+    M(
+        "admission_queued",
+        "gauge",
+        "Requests queued for a slot of the model's admission limit (more than "
+        "concurrency.max_waiting are spilled to a later model or shed as overloaded).",
+        ("model",),
+        per_model=((),),
+    ),
+    M(
+        "release_gate_waiters",
+        "gauge",
+        "Requests waiting at the model's release gate: a rate-limit cool-down, its probe, "
+        "or the paced release after it.",
+        ("model",),
+        per_model=((),),
+    ),
+    M(
         "shed_requests_total",
         "counter",
         "Requests refused with a retry-after error instead of being queued, "

@@ -3,8 +3,15 @@ model. It replaces a fixed cap as the throttle of a healthy model: it grows whil
 model answers and the limit is what holds calls back, and shrinks on the model's own
 overload signals, so a fallback that requests spill onto gets what it can serve.
 
+- slow start: the limit starts at ``per_model`` (low) while the model's health is
+  unproven, at start-up and again each time it is ejected (its breaker opens: when it
+  comes back it ramps up again, Envoy's slow start). A burst that arrives at once on a
+  model of unknown health is not all sent before the first outcome is known: a
+  flapping model is ejected after its first few failures, with only the first slots'
+  worth of calls spent on it;
 - additive increase: +1 for each success while the limit is saturated (every slot
-  taken, or calls queued), up to ``max_per_model``;
+  taken, or calls queued), up to ``max_per_model`` (the limit doubles per round trip
+  while calls queue, so a healthy model is not throttled for long);
 - multiplicative decrease: x ``decrease_factor`` on a 429 or a call slower than the
   breaker's ``slow_call_seconds``, down to ``min_per_model``; once per burst: a call
   admitted before the last decrease does not decrease it again (TCP's once per RTT).
@@ -23,15 +30,27 @@ from gemini_failover.config import ConcurrencySettings
 
 
 class AdaptiveLimit:
-    __slots__ = ("_factor", "_max", "_min", "_waiters", "epoch", "in_flight", "limit")
+    __slots__ = (
+        "_factor",
+        "_max",
+        "_min",
+        "_start",
+        "_waiters",
+        "epoch",
+        "in_flight",
+        "limit",
+        "shed",
+    )
 
     def __init__(self, settings: ConcurrencySettings) -> None:
         self._min = float(settings.min_per_model)
         self._max = float(max(settings.max_per_model, settings.min_per_model))
         self._factor = settings.decrease_factor
-        self.limit = min(self._max, max(self._min, float(settings.per_model)))
+        self._start = min(self._max, max(self._min, float(settings.per_model)))
+        self.limit = self._start
         self.in_flight = 0
         self.epoch = 0  # bumped by every decrease
+        self.shed = 0  # requests refused a slot (queue full or deadline), for metrics
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     # -- admission (asyncio.Semaphore's interface) -----------------------------------
@@ -80,3 +99,8 @@ class AdaptiveLimit:
             return
         self.limit = max(self._min, self.limit * self._factor)
         self.epoch += 1
+
+    def restart(self) -> None:
+        """The model was ejected (its breaker opened): when it takes traffic again, it
+        slow-starts from the starting limit (never raised by this)."""
+        self.limit = min(self.limit, self._start)

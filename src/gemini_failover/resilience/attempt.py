@@ -21,7 +21,7 @@ from typing import Literal, NoReturn
 
 from gemini_failover.config import Settings
 from gemini_failover.resilience import events as ev
-from gemini_failover.resilience.breaker import Outcome, Permit
+from gemini_failover.resilience.breaker import BreakerState, Outcome, Permit
 from gemini_failover.resilience.chain import Chain
 from gemini_failover.resilience.clock import Clock
 from gemini_failover.resilience.errors import UPSTREAM_ERRORS, Category, UpstreamFailure, classify
@@ -97,7 +97,10 @@ class AttemptRunner:
         action = c.action
         latency = self.clock.monotonic() - started
         if c.category is Category.RATE_LIMITED:
+            before = state.slots.limit
             state.slots.overloaded(admitted_epoch)
+            if state.slots.limit != before:
+                self.chain.admission_changed(state)
         else:
             state.gate.failed()
         counts = action.counts_against_breaker
@@ -120,19 +123,32 @@ class AttemptRunner:
             return
         if state.waiting >= self.settings.concurrency.max_waiting:
             state.breaker.release(permit)
+            state.slots.shed += 1
+            if self.chain.usable_after(state, req.stop):
+                raise GiveUp("overloaded")  # a later model takes it: no need to shed
             self.shed(req, state, "overloaded", 1.0)
         state.waiting += 1
+        self.chain.admission_changed(state)
         try:
             async with asyncio.timeout(max(0.0, self.remaining(req))):
                 await state.slots.acquire()
         except TimeoutError:
             state.breaker.release(permit)
+            state.slots.shed += 1
             self.shed(req, state, "deadline", None)
         except asyncio.CancelledError:
             state.breaker.release(permit)
             raise
         finally:
             state.waiting -= 1
+            self.chain.admission_changed(state)
+        breaker = state.breaker
+        if permit.epoch != breaker.snapshot.epoch and breaker.state is not BreakerState.CLOSED:
+            # the model was ejected (or tripped) while this request queued: its turn
+            # must not be one more call to it
+            state.slots.release()
+            breaker.release(permit)
+            raise BreakerRejected
 
 
 class Attempt:
@@ -204,11 +220,15 @@ class Attempt:
             req, now = self._req, runner.clock.monotonic()
             # the breaker judges slowness by the whole call, or a stream's time to first output
             health = (self._first_output if self._first_output is not None else now) - self.started
+            slots = state.slots
+            before = slots.limit
             if health >= runner.settings.breaker.slow_call_seconds:
-                state.slots.overloaded(self._epoch)
+                slots.overloaded(self._epoch)
             else:
-                state.slots.succeeded()
-            state.slots.release()
+                slots.succeeded()
+            slots.release()
+            if slots.limit != before:
+                runner.chain.admission_changed(state)
             state.gate.succeeded(runner.clock.time())
             runner.chain.record(state, permit, Outcome.SUCCESS, health)
             req.provenance.attempts.append(AttemptRecord(state.name, "ok"))

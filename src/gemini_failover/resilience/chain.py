@@ -217,12 +217,32 @@ class Chain:
             self.events.publish(event(state.name, until))
         self._cooldown_changed(kind, until)
 
+    def restart_admission(self, state: ModelState) -> None:
+        """The model was ejected: its admission limit slow-starts when it returns."""
+        before = int(state.slots.limit)
+        state.slots.restart()
+        if int(state.slots.limit) != before:
+            self.admission_changed(state)
+
+    def admission_changed(self, state: ModelState) -> None:
+        slots = state.slots
+        self.events.publish(
+            ev.AdmissionChanged(state.name, int(slots.limit), slots.in_flight, state.waiting)
+        )
+
+    def gate_waiters(self, state: ModelState, change: int) -> None:
+        """A request starts (+1) or ends (-1) a wait at the model's release gate."""
+        state.gate_waiters += change
+        self.events.publish(ev.GateWaiters(state.name, state.gate_waiters))
+
     def note_failover(self, record: FailoverRecord) -> None:
         self.last_failover = record
         self.failover_order = next(_FAILOVER_ORDER)
 
     def _on_transition(self, model: str) -> Transition:
         def on_transition(old: BreakerSnapshot, new: BreakerSnapshot) -> None:
+            if new.state is BreakerState.OPEN:
+                self.restart_admission(self._by_name[model])  # back from it: slow start
             self.events.publish(
                 ev.BreakerTransition(model, old.state.label, new.state.label, new.reason, new.epoch)
             )
@@ -251,7 +271,10 @@ class Chain:
         if state is None:
             return
         old = state.breaker.snapshot
-        if state.breaker.apply(snapshot) and old.state is not snapshot.state:
+        applied = state.breaker.apply(snapshot)
+        if applied and snapshot.state is BreakerState.OPEN:
+            self.restart_admission(state)
+        if applied and old.state is not snapshot.state:
             self.events.publish(
                 ev.BreakerTransition(
                     model,

@@ -212,6 +212,48 @@ class RateLimitWait:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmissionChanged:
+    """A model's adaptive admission limit, or its queue for a slot, changed. Published
+    only then (a decrease, a restart, growth while saturated, a request queuing or
+    leaving the queue): never per call on a model whose limit holds its traffic."""
+
+    model: str
+    limit: int
+    in_flight: int
+    queued: int
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log(
+            "admission_changed",
+            "debug",
+            model="model",
+            limit="limit",
+            in_flight="in_flight",
+            queued="queued",
+        ),
+        (
+            Set("admission_limit", "limit", model="model"),
+            Set("admission_in_flight", "in_flight", model="model"),
+            Set("admission_queued", "queued", model="model"),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class GateWaiters:
+    """Requests waiting at a model's release gate (a rate-limit cool-down, the probe,
+    or the paced release) changed: published as a wait starts and ends."""
+
+    model: str
+    waiters: int
+
+    spec: ClassVar[EventSpec] = EventSpec(
+        Log("gate_waiters", "debug", model="model", waiters="waiters"),
+        (Set("release_gate_waiters", "waiters", model="model"),),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class RequestShed:
     request_id: str
     model: str
@@ -416,6 +458,8 @@ Event = (
     | FailoverEvent
     | ModelSkipped
     | RateLimitWait
+    | AdmissionChanged
+    | GateWaiters
     | RequestShed
     | QuotaExhausted
     | ModelUnavailable

@@ -34,6 +34,7 @@ class ModelState:
         "breaker",
         "cooldowns",
         "gate",
+        "gate_waiters",
         "index",
         "info",
         "learned_input_limit",
@@ -70,6 +71,7 @@ class ModelState:
         rl = settings.rate_limit
         self.gate = ReleaseGate(rl.release_min_rate, rl.release_max_rate)
         self.waiting = 0  # requests queued for a slot
+        self.gate_waiters = 0  # requests waiting at the release gate
 
     def set_profile(self, profile: ModelProfile) -> None:
         """Adopt ``profile``, capped by an input token limit the model itself stated."""

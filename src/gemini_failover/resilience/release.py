@@ -9,9 +9,11 @@ The release rate is AIMD over calls/s, TCP-like:
 - the first probe's success starts pacing at ``step`` = max(``release_min_rate``,
   1 / Retry-After) calls/s (the model just accepted one call per cool-down);
 - slow start: each success adds ``step`` (the rate grows exponentially in time);
-- a 429 while pacing halves the rate (or sets it to 1 / Retry-After, the time to the
-  model's next token, when lower), and from then on each success adds 2 % only (the
-  model has shown its rate; stay just under it);
+- a 429 while pacing halves the rate (or sets it to 0.9 / Retry-After, just under the
+  rate of the model's tokens, when lower): the rate the model accepts is learned from
+  its first 429, so the calls that follow are paced, not sent until the next 429;
+  the rate then holds for ``HOLD_SECONDS`` (no 429 while the quota's window turns),
+  after which each success adds 2 % only (probing for a raised quota);
 - ``ramp``: requests spilled onto a model that is not paced start a slow start there
   (from ``rate_limit.spill_start_rate``): a fallback's quota is found by ramping up to
   it, not by a burst that empties it at once;
@@ -33,6 +35,10 @@ PROBE_TIMEOUT = 30.0
 AVOIDANCE_GAIN = 1.02
 #: Floor of the release rate (calls/s).
 MIN_RATE = 0.05
+#: After a 429 while pacing, the rate holds this long before it probes upwards (s).
+HOLD_SECONDS = 30.0
+#: The learned rate: this share of 1 / Retry-After (the model's time to its next token).
+UNDER_TOKEN_RATE = 0.9
 
 
 @dataclass(slots=True)
@@ -46,6 +52,7 @@ class ReleaseGate:
     probe_started: float | None = None  # wall time the probe in flight was admitted
     slow_start: bool = True
     next_slot: float = 0.0
+    hold_until: float = 0.0  # wall time until which the learned rate does not grow
 
     def rate_limited(self, until: float, retry_after: float | None) -> None:
         """A 429 (here or, through the state store, on another instance)."""
@@ -53,9 +60,10 @@ class ReleaseGate:
         if self.rate is not None and not self.probe_pending:
             shown = self.rate / 2  # the model has shown its rate
             if retry_after:
-                shown = min(shown, 1.0 / retry_after)
+                shown = min(shown, UNDER_TOKEN_RATE / retry_after)
             self.rate = max(MIN_RATE, shown)
             self.slow_start = False
+            self.hold_until = until + HOLD_SECONDS
         self.probe_pending = True
         self.probe_started = None
         shown = 1.0 / retry_after if retry_after else 0.0
@@ -95,7 +103,10 @@ class ReleaseGate:
             return
         if self.rate is None:
             return
-        self.rate = self.rate + self.step if self.slow_start else self.rate * AVOIDANCE_GAIN
+        if self.slow_start:
+            self.rate += self.step
+        elif now >= self.hold_until:
+            self.rate *= AVOIDANCE_GAIN
         if self.rate >= self.max_rate:
             self.rate = None  # released: the model takes what comes
 

@@ -176,21 +176,29 @@ class Retrier:
         if chain_has_next and rl.spill_fraction > 0 and self._rng.random() < rl.spill_fraction:
             raise GiveUp("spill")
         announced = False
-        while wait:
-            too_long = cooling > rl.max_wait
-            if too_long or wait >= self.runner.remaining(req):
-                if chain_has_next:
-                    raise GiveUp("rate_limited")
-                self.runner.shed(req, state, "rate_limited", max(wait, cooling))
-            # jitter: a tenth of the wait (at least backoff_initial), so that the end of
-            # a cool-down is not one instant for every waiter
-            wait += self._rng.uniform(0, max(self._settings.retry.backoff_initial, wait / 10))
-            if not announced:
-                self._events.publish(ev.RateLimitWait(req.id, state.name, wait))
-                announced = True
-            await clock.sleep(wait)
-            wait = gate.admit(clock.time())
-            cooling = state.cooldown_left(CooldownKind.RATE_LIMITED, clock.time())
+        chain = self.runner.chain
+        try:
+            while wait:
+                # jitter: a tenth of the wait (at least backoff_initial), so that the end
+                # of a cool-down is not one instant for every waiter; a jittered wait past
+                # the deadline is shed now, with its retry-after (not a timeout later)
+                due = wait
+                wait += self._rng.uniform(0, max(self._settings.retry.backoff_initial, wait / 10))
+                too_long = cooling > rl.max_wait
+                if too_long or wait >= self.runner.remaining(req):
+                    if chain_has_next:
+                        raise GiveUp("rate_limited")
+                    self.runner.shed(req, state, "rate_limited", max(due, cooling))
+                if not announced:
+                    self._events.publish(ev.RateLimitWait(req.id, state.name, wait))
+                    chain.gate_waiters(state, +1)
+                    announced = True
+                await clock.sleep(wait)
+                wait = gate.admit(clock.time())
+                cooling = state.cooldown_left(CooldownKind.RATE_LIMITED, clock.time())
+        finally:
+            if announced:
+                chain.gate_waiters(state, -1)
 
     def conclude(
         self, req: RequestContext, state: ModelState, failure: UpstreamFailure

@@ -23,6 +23,7 @@ from gemini_failover.config import Settings
 from gemini_failover.protocol import Backend, GenerationRequest, Grounding, Usage
 from gemini_failover.resilience import events as ev
 from gemini_failover.resilience import grounding as citations
+from gemini_failover.resilience.attempt import CooledDown
 from gemini_failover.resilience.capabilities import Needs
 from gemini_failover.resilience.choice import ANY, ModelChoice
 from gemini_failover.resilience.clock import Clock
@@ -194,34 +195,44 @@ class ManagedStream:
     async def _segment(
         self, state: ModelState, outcome: _SegmentOutcome
     ) -> AsyncGenerator[str, None]:
-        """Stream from one model, with the unary retry loop (tenacity). A break after
-        this model sent text continues on the next usable model (GiveUp), or, when it
-        is the last one, is retried here as a continuation of what was sent."""
+        """Stream from one model, with the unary retry loop (tenacity) and the unary
+        rate-limit policy: a 429 (or a cool-down that began while the request queued
+        for a slot) sends the request back to the model's release gate, which waits it
+        out, paces it, or moves it on to the next model (not a retry: no retry budget
+        spent). A break after this model sent text continues on the next usable model
+        (GiveUp), or, when it is the last one, is retried here as a continuation of
+        what was sent."""
         retrier, req = self._e.retrier, self._req
-        usable_after = retrier.runner.chain.usable_after(state, req.stop)
-        await retrier.wait_out_rate_limit(req, state, usable_after)
-        try:
-            async for attempt in retrier.retrying(req, state):
-                with attempt:
-                    sent = self._stitcher.text
-                    request = self._request
-                    if sent and not self._buffered:
-                        request = continuation_request(self._request, sent)
-                    emitted = False
-                    try:
-                        deltas = self._attempt_stream(state, request, outcome)
-                        async with contextlib.aclosing(deltas):
-                            async for delta in deltas:
-                                emitted = True
-                                yield delta
-                    except UpstreamFailure as failure:
-                        if emitted and failure.action.fail_over and usable_after:
-                            raise GiveUp(failure.classification.category.value) from None
-                        raise  # tenacity decides: retry here (continuing), or give up
-        except UpstreamFailure as failure:
-            retrier.conclude(req, state, failure)
-        except BreakerRejected:
-            raise GiveUp("breaker_open") from None
+        while True:
+            usable_after = retrier.runner.chain.usable_after(state, req.stop)
+            await retrier.wait_out_rate_limit(req, state, usable_after)
+            try:
+                async for attempt in retrier.retrying(req, state, rate_limits=False):
+                    with attempt:
+                        sent = self._stitcher.text
+                        request = self._request
+                        if sent and not self._buffered:
+                            request = continuation_request(self._request, sent)
+                        emitted = False
+                        try:
+                            deltas = self._attempt_stream(state, request, outcome)
+                            async with contextlib.aclosing(deltas):
+                                async for delta in deltas:
+                                    emitted = True
+                                    yield delta
+                        except UpstreamFailure as failure:
+                            if emitted and failure.action.fail_over and usable_after:
+                                raise GiveUp(failure.classification.category.value) from None
+                            raise  # tenacity decides: retry here (continuing), or give up
+                return
+            except CooledDown:
+                continue
+            except UpstreamFailure as failure:
+                if failure.classification.category is Category.RATE_LIMITED:
+                    continue  # back to the release gate (continuing what was sent)
+                retrier.conclude(req, state, failure)
+            except BreakerRejected:
+                raise GiveUp("breaker_open") from None
 
     async def _attempt_stream(
         self, state: ModelState, request: GenerationRequest, outcome: _SegmentOutcome
