@@ -6,6 +6,7 @@ Redis URL in the health document."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -121,6 +122,29 @@ async def test_half_sent_headers_are_cut_off(
         assert await closed_by_server(reader) == b""
         silent, _ = await raw(port)  # connects, sends nothing
         assert await closed_by_server(silent) == b""
+        writer.close()
+
+
+@PARSERS
+async def test_an_endless_request_head_is_refused_not_buffered(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
+) -> None:
+    async with (
+        limited(emulator_server, header_timeout=30) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
+        reader, writer = await raw(port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        with contextlib.suppress(ConnectionError):
+            for _ in range(64):  # 512 KiB of headers, far past the 16 KiB limit
+                writer.write(b"X-A: " + b"a" * 8000 + b"\r\n")
+                await writer.drain()
+        try:  # closed long before the header timeout (30 s)
+            answer = await closed_by_server(reader)
+        except ConnectionResetError:  # closed with our headers unread: a reset
+            answer = b""
+        assert answer == b"" or answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
+        assert reader.at_eof() or answer == b""
         writer.close()
 
 

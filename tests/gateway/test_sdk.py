@@ -168,9 +168,11 @@ async def test_a_rate_limit_shed_is_the_sdks_429_with_the_retry_delay(
 
 
 async def test_a_shed_is_a_429_for_streams_too(gateway: Gateway, emulator: EmulatorServer) -> None:
-    emulator.emulator.configure(
-        PRIMARY, faults=[{"kind": "status", "code": 429, "retry_after": 30}]
-    )
+    # streams follow the unary policy: a primary alone past the max wait spills
+    for model in (PRIMARY, FALLBACK):
+        emulator.emulator.configure(
+            model, faults=[{"kind": "status", "code": 429, "retry_after": 30}]
+        )
     async with gateway.http() as http:
         response = await http.post(
             "/v1beta/models/auto:streamGenerateContent?alt=sse",

@@ -56,7 +56,8 @@ REQUESTS = [
         top_p=0.9,
         max_output_tokens=100,
         stop_sequences=("END", "STOP"),
-        response_schema={"type": "object", "properties": {"a": {"type": "string"}}},
+        # keys out of alphabetical order: Gemini follows a schema's property order
+        response_schema={"type": "object", "properties": {"z": {"type": "string"}, "a": {}}},
     ),
 ]
 
@@ -69,6 +70,7 @@ class Recorder:
         self.status, self.extra = 200, b""
         self.body: dict[str, Any] = ANSWER
         self.url = ""
+        self.piece = 0  # > 0: the answer is written in pieces of this size
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -82,13 +84,16 @@ class Recorder:
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 self.requests.append((line, headers, json.loads(body)))
                 payload = json.dumps(self.body).encode()
-                writer.write(
+                answer = (
                     b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n" % self.status
                     + self.extra
                     + b"content-length: %d\r\n\r\n" % len(payload)
                     + payload
                 )
-                await writer.drain()
+                step = self.piece or len(answer)
+                for at in range(0, len(answer), step):  # as TLS records arrive
+                    writer.write(answer[at : at + step])
+                    await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -117,7 +122,7 @@ async def test_the_direct_path_sends_what_the_sdk_sends_and_reads_the_same(
     assert results[1].text == "An answer." and results[1].usage.total_tokens == 10
     (sdk_line, sdk_headers, sdk_body), (line, headers, body) = rec.requests
     assert line == sdk_line == "POST /v1beta/models/m:generateContent HTTP/1.1"
-    assert body == sdk_body  # the same JSON (key order aside)
+    assert json.dumps(body) == json.dumps(sdk_body)  # the same JSON, in the same order
     for name in ("x-goog-api-key", "content-type", "user-agent", "x-goog-api-client"):
         assert headers[name] == sdk_headers[name], name
 
@@ -178,3 +183,27 @@ def test_one_backend_serves_successive_event_loops() -> None:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.mark.parametrize("model", ["models/m", "tunedModels/my-tune"])
+async def test_resource_names_keep_their_collection_as_the_sdk_keeps_them(model: str) -> None:
+    async with recorder() as rec:
+        for direct in (False, True):
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            await backend.generate(model, REQUESTS[0], timeout=10)
+            await backend.aclose()
+    (sdk_line, _, _), (line, _, _) = rec.requests
+    assert line == sdk_line == f"POST /v1beta/{model}:generateContent HTTP/1.1"
+
+
+async def test_an_answer_larger_than_the_read_buffer_is_read_whole() -> None:
+    text = "Grüße, " * 60_000  # ~480 KB of UTF-8, past the connection's high-water mark
+    async with recorder() as rec:
+        rec.body = {**ANSWER, "candidates": [{**ANSWER["candidates"][0]}]}
+        rec.body["candidates"][0]["content"] = {"role": "model", "parts": [{"text": text}]}
+        rec.piece = 16 * 1024
+        backend = GeminiBackend(api_key="k", base_url=rec.url, direct=True)
+        result = await backend.generate("m", REQUESTS[0], timeout=10)
+        again = await backend.generate("m", REQUESTS[0], timeout=10)  # the connection, reused
+        await backend.aclose()
+    assert result.text == again.text == text

@@ -251,7 +251,7 @@ class GeminiBackend:
             request.top_p,
             request.max_output_tokens,
             request.stop_sequences,
-            json.dumps(schema, sort_keys=True) if schema is not None else None,
+            json.dumps(schema) if schema is not None else None,  # key order kept: it matters
             request.google_search,
             request.uses_url_context,
             json.dumps(thinking, sort_keys=True) if thinking is not None else None,
@@ -366,6 +366,8 @@ class GeminiBackend:
             finally:
                 queue.put_nowait(_END)
 
+        from google.genai import types as sdk_types  # loaded by now: its errors are used
+
         reader = asyncio.create_task(read(), name=f"gemini-stream-{model}")
         finished = False
         answered = False  # did any chunk carry a candidate?
@@ -386,7 +388,8 @@ class GeminiBackend:
                 if isinstance(item, _Failed):
                     raise _normalised(item.exc) from item.exc
                 try:  # decoded events (the direct path) or the SDK's responses
-                    read_one = wire.read_chunk if isinstance(item, dict) else wire.sdk_chunk
+                    sdk = isinstance(item, sdk_types.GenerateContentResponse)
+                    read_one = wire.sdk_chunk if sdk else wire.read_chunk
                     chunk = read_one(item)
                 except errors.catchable() as exc:
                     raise _normalised(exc) from exc

@@ -34,6 +34,8 @@ __all__ = ["Origin", "Response", "proxied"]
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 #: Unread answer bytes a connection buffers before it stops reading the socket.
 _HIGH_WATER = 256 * 1024
+#: The largest answer body read whole (a 65k-token answer is well under 1 MB).
+MAX_BODY = 64 * 1024 * 1024
 
 
 def proxied(environ: Mapping[str, str] | None = None) -> bool:
@@ -188,16 +190,28 @@ class Response:
         self.headers: Mapping[str, str] = conn.headers
 
     async def read(self) -> bytes:
+        """The whole body, drained as it arrives (the connection pauses reading past
+        its high-water mark until it is taken); more than MAX_BODY bytes fail."""
         conn = self._conn
+        parts: list[bytes] = []
+        size = 0
         try:
-            while not conn.complete:
+            while True:
+                if conn.chunks:
+                    part = conn.take()
+                    size += len(part)
+                    if size > MAX_BODY:
+                        raise ConnectionError(f"answer body over {MAX_BODY} bytes")
+                    parts.append(part)
+                    continue
+                if conn.complete:
+                    break
                 await conn.wait()
         except BaseException:
             conn.abort()
             raise
-        body = conn.take()
         self._origin.release(conn)
-        return body
+        return b"".join(parts)
 
     async def stream(self) -> AsyncGenerator[bytes, None]:
         """The body as it arrives (closing the iterator early closes the connection)."""

@@ -104,11 +104,14 @@ def request_body(request: GenerationRequest) -> bytes:
 def _usage(meta: Any) -> Usage | None:
     if not isinstance(meta, Mapping):
         return None
-    prompt = meta.get("promptTokenCount") or 0
-    output = meta.get("candidatesTokenCount") or 0
-    thinking = meta.get("thoughtsTokenCount") or 0
-    total = meta.get("totalTokenCount") or prompt + output + thinking
-    return Usage(int(prompt), int(output), int(total), int(thinking))
+    try:  # counts of another type: a malformed answer, as the SDK's parser says
+        prompt = int(meta.get("promptTokenCount") or 0)
+        output = int(meta.get("candidatesTokenCount") or 0)
+        thinking = int(meta.get("thoughtsTokenCount") or 0)
+        total = int(meta.get("totalTokenCount") or prompt + output + thinking)
+    except (TypeError, ValueError):
+        raise json.JSONDecodeError("usageMetadata counts are not numbers", "", 0) from None
+    return Usage(prompt, output, total, thinking)
 
 
 def read_answer(data: Any) -> tuple[str, str, str | None, Usage | None]:
@@ -205,10 +208,15 @@ class WireClient:
         from gemini_failover.gemini.http1 import Origin
 
         base = base_url or os.environ.get("GOOGLE_GEMINI_BASE_URL") or DEFAULT_BASE_URL
-        headers = {"content-type": "application/json", "x-goog-api-key": api_key}
+        # identity: this client does not decode gzip (the answers are small JSON)
+        headers = {
+            "content-type": "application/json",
+            "accept-encoding": "identity",
+            "x-goog-api-key": api_key,
+        }
         headers.update(_library_headers())
         self._origin = Origin(base, headers)
-        self._models = f"/{api_version}/models/"
+        self._version = f"/{api_version}/"
 
     def __repr__(self) -> str:  # never show the key
         return f"WireClient(host={self._origin.host!r})"
@@ -218,12 +226,12 @@ class WireClient:
 
     async def generate(self, model: str, request: GenerationRequest) -> GenerationResult:
         response = await self._origin.post(
-            f"{self._models}{model}:generateContent", request_body(request)
+            f"{self._version}{_resource(model)}:generateContent", request_body(request)
         )
         content = await response.read()
         if response.status != 200:
             await _raise_for(response, content)
-        data = json.loads(content)
+        data = _json(content)
         if needs_sdk_reader(data):
             result, reason = _sdk_result(data)
         else:
@@ -242,14 +250,15 @@ class WireClient:
     async def stream(self, model: str, request: GenerationRequest) -> AsyncIterator[Any]:
         """The stream's events, decoded (dicts); an error event raises."""
         response = await self._origin.post(
-            f"{self._models}{model}:streamGenerateContent?alt=sse", request_body(request)
+            f"{self._version}{_resource(model)}:streamGenerateContent?alt=sse",
+            request_body(request),
         )
         if response.status != 200:
             await _raise_for(response, await response.read())
         body = response.stream()
         try:
             async for event in _events(body):
-                data = json.loads(event)
+                data = _json(event)
                 if isinstance(data, dict) and "error" in data:
                     from google.genai import errors as genai_errors
 
@@ -260,6 +269,23 @@ class WireClient:
                 yield data
         finally:
             await body.aclose()
+
+
+def _resource(model: str) -> str:
+    """The model's resource name as the SDK makes it (``t_model``): names already under
+    ``models/`` or ``tunedModels/`` are kept, others go under ``models/``."""
+    if model.startswith(("models/", "tunedModels/")):
+        return model
+    return f"models/{model}"
+
+
+def _json(content: bytes | str) -> Any:
+    """JSON of an answer; bytes that are not UTF-8 are a malformed answer (the error
+    table's network/malformed row), as on the SDK path, never a bug of ours."""
+    try:
+        return json.loads(content)
+    except UnicodeDecodeError as exc:
+        raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "", 0) from None
 
 
 def _library_headers() -> dict[str, str]:
@@ -330,7 +356,7 @@ async def _raise_for(response: Response, content: bytes) -> None:
 
     try:
         answer: Any = json.loads(content)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or not UTF-8
         text = content.decode("utf-8", "replace")
         answer = {"message": text, "status": response.reason_phrase}
     await genai_errors.APIError.raise_error_async(response.status, answer, response)

@@ -160,7 +160,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "Adaptive admission limit per model: calls allowed in flight (slow start from "
         "concurrency.per_model, +1 per success while calls queue, x decrease_factor on a "
         "429 or a slow call). Updated when it changes.",
-        ("model",),
+        ("model", "endpoint"),
         per_model=((),),
     ),
     M(
@@ -168,7 +168,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "gauge",
         "Calls in flight on the model when its admission limit or queue last changed "
         "(while requests queue, the limit is full).",
-        ("model",),
+        ("model", "endpoint"),
         per_model=((),),
     ),
     M(
@@ -176,7 +176,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "gauge",
         "Requests queued for a slot of the model's admission limit (more than "
         "concurrency.max_waiting are spilled to a later model or shed as overloaded).",
-        ("model",),
+        ("model", "endpoint"),
         per_model=((),),
     ),
     M(
@@ -184,7 +184,7 @@ METRICS: Final[tuple[MetricDef, ...]] = (
         "gauge",
         "Requests waiting at the model's release gate: a rate-limit cool-down, its probe, "
         "or the paced release after it.",
-        ("model",),
+        ("model", "endpoint"),
         per_model=((),),
     ),
     M(

@@ -232,9 +232,9 @@ class AdmissionChanged:
             queued="queued",
         ),
         (
-            Set("admission_limit", "limit", model="model"),
-            Set("admission_in_flight", "in_flight", model="model"),
-            Set("admission_queued", "queued", model="model"),
+            Set("admission_limit", "limit", **pair("model")),
+            Set("admission_in_flight", "in_flight", **pair("model")),
+            Set("admission_queued", "queued", **pair("model")),
         ),
     )
 
@@ -249,7 +249,7 @@ class GateWaiters:
 
     spec: ClassVar[EventSpec] = EventSpec(
         Log("gate_waiters", "debug", model="model", waiters="waiters"),
-        (Set("release_gate_waiters", "waiters", model="model"),),
+        (Set("release_gate_waiters", "waiters", **pair("model")),),
     )
 
 

@@ -371,6 +371,15 @@ def guarded_h11(limits: HttpSettings) -> type[H11Protocol]:
     return GuardedH11Protocol
 
 
+#: The largest request head (request line and headers) the httptools protocol reads,
+#: as large as h11's limit (h11 answers 400 past it).
+MAX_HEAD_BYTES = 16 * 1024
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-length: 0\r\nconnection: close\r\n\r\n"
+)
+
+
 def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol (its parser is C: several times cheaper per request
     than h11) with the same header timeout and connection cap as :func:`guarded_h11`."""
@@ -379,6 +388,7 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
         _header_timer: asyncio.TimerHandle | None = None
         _awaiting_headers = True  # no request's headers are being read: the next one's
+        _head_bytes = 0  # bytes received of the request head being read
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
@@ -392,9 +402,18 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
             if self._header_timer is None and self._awaiting_headers:
                 self._arm()
             super().data_received(data)
+            # llhttp and uvicorn keep every header line: bound a request's head as h11
+            # does (checked after feeding: a chunk that ends the head is not counted)
+            if self._awaiting_headers and not self.transport.is_closing():
+                self._head_bytes += len(data)
+                if self._head_bytes > MAX_HEAD_BYTES:
+                    log.warning("request head over %d bytes: refused", MAX_HEAD_BYTES)
+                    self.transport.write(_HEAD_TOO_LARGE)
+                    self.transport.close()
 
         def on_headers_complete(self) -> None:
             self._awaiting_headers = False
+            self._head_bytes = 0
             self._disarm()
             super().on_headers_complete()
 
