@@ -123,13 +123,16 @@ async def test_overload_is_shed_with_a_clear_error_not_queued_forever() -> None:
     running = [asyncio.create_task(m.generate(REQ)) for _ in range(3)]  # 2 in flight, 1 waits
     await backend.two_in_flight.wait()  # the third task is queued by then (FIFO loop)
     assert m.chain[0].waiting == 1
+    # no later model allowed: shed at once, with when to come back
     with pytest.raises(RequestFailed) as info:
-        await m.generate(REQ)
+        await m.generate(REQ, failover=False)
     assert info.value.category == "overloaded"
     assert info.value.retry_after == 1.0
+    # a later model that can take traffic: the full queue spills onto it instead
+    spilled = asyncio.create_task(m.generate(REQ))
     backend.gate.set()
-    results = await asyncio.gather(*running)
-    assert [r.provenance.served_by for r in results] == ["p", "p", "p"]
+    results = await asyncio.gather(*running, spilled)
+    assert [r.provenance.served_by for r in results] == ["p", "p", "p", "f"]
 
 
 async def test_deadline_is_checked_before_every_attempt() -> None:
