@@ -14,7 +14,13 @@ from gemini_failover.config import ConcurrencySettings
 from gemini_failover.resilience.admission import AdaptiveLimit
 from gemini_failover.resilience.clock import FakeClock
 from gemini_failover.resilience.errors import POLICY, Category, Then, classify
-from gemini_failover.resilience.release import PROBE_POLL, ReleaseGate
+from gemini_failover.resilience.release import (
+    AVOIDANCE_GAIN,
+    HOLD_SECONDS,
+    PROBE_POLL,
+    UNDER_TOKEN_RATE,
+    ReleaseGate,
+)
 
 
 def limit(initial: int = 4, **kw: float) -> AdaptiveLimit:
@@ -128,7 +134,7 @@ def test_gate_releases_at_a_rate_that_grows_with_each_success() -> None:
     assert len(set(released)) == len(released)
 
 
-def test_gate_halves_its_rate_on_a_429_and_then_grows_gently() -> None:
+def test_gate_halves_its_rate_on_a_429_holds_it_and_then_grows_gently() -> None:
     gate = ReleaseGate(min_rate=1.0, max_rate=100.0)
     gate.rate_limited(0.0, 1.0)
     gate.admit(0.0)
@@ -140,10 +146,12 @@ def test_gate_halves_its_rate_on_a_429_and_then_grows_gently() -> None:
     assert gate.rate == 4.0
     gate.admit(1.0)
     gate.succeeded(1.0)  # the probe
-    gate.succeeded(1.0)
-    assert gate.rate == pytest.approx(4.0 * 1.02)
-    gate.rate_limited(2.0, 0.5)  # its next token in 0.5 s: 2 calls/s, below half
-    assert gate.rate == 2.0
+    gate.succeeded(1.0 + HOLD_SECONDS - 0.1)
+    assert gate.rate == 4.0  # held while the quota's window turns
+    gate.succeeded(1.0 + HOLD_SECONDS)
+    assert gate.rate == pytest.approx(4.0 * AVOIDANCE_GAIN)
+    gate.rate_limited(40.0, 0.5)  # its next token in 0.5 s: paced just under 2 calls/s
+    assert gate.rate == pytest.approx(UNDER_TOKEN_RATE / 0.5)
 
 
 def test_gate_ramps_spilled_traffic_up_from_the_start_rate() -> None:
