@@ -43,6 +43,7 @@ from gemini_failover.settings_groups import (
     BreakerSettings,
     ConcurrencySettings,
     ConversationSettings,
+    Credential,
     EndpointSettings,
     HttpSettings,
     ModelOverride,
@@ -69,7 +70,7 @@ class Settings(BaseSettings):
         validate_by_name=True,  # load_settings(api_key=...) in code; env: the aliases only
     )
 
-    api_key: SecretStr | None = Field(
+    api_key: Credential | None = Field(
         None,
         validation_alias=AliasChoices("GEMINI_API_KEY", "GOOGLE_API_KEY"),
         description="Gemini API key (GEMINI_API_KEY or GOOGLE_API_KEY).",

@@ -4,11 +4,25 @@ is made of (kept apart so that each module stays one readable page)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from gemini_failover.protocol import Modality
+
+
+def _header_safe(secret: SecretStr) -> SecretStr:
+    """A credential is sent in an HTTP header: surrounding whitespace (a pasted key's
+    newline) is dropped, and anything but visible ASCII inside it is refused here, with
+    the value not shown, rather than failing every call or splitting a request head."""
+    value = secret.get_secret_value().strip()
+    if any(not "!" <= char <= "~" for char in value):
+        raise ValueError("must be visible ASCII characters only (the value is not shown)")
+    return SecretStr(value)
+
+
+#: An API key or token (it goes into a request header).
+Credential = Annotated[SecretStr, AfterValidator(_header_safe)]
 
 
 class _Group(BaseModel):
@@ -212,14 +226,14 @@ class EndpointSettings(_Group):
     Default Credentials."""
 
     kind: EndpointKind = "gemini_api"
-    api_key: SecretStr | None = Field(None, description="API key (Gemini API; Vertex express).")
+    api_key: Credential | None = Field(None, description="API key (Gemini API; Vertex express).")
     base_url: str | None = Field(None, description="Send this endpoint's traffic here instead.")
     api_version: str | None = Field(
         None, description="API version (default: v1beta for the Gemini API, the SDK's for Vertex)."
     )
     project: str | None = Field(None, min_length=1, description="Vertex AI project.")
     location: str | None = Field(None, min_length=1, description="Vertex AI location.")
-    access_token: SecretStr | None = Field(
+    access_token: Credential | None = Field(
         None, description="A fixed OAuth bearer token for Vertex AI (instead of ADC)."
     )
 

@@ -110,3 +110,30 @@ def test_an_unrelated_api_key_variable_is_not_taken(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("API_KEY", "some-other-service")
     assert load_settings().api_key is None
     assert load_settings(api_key="in-code").api_key is not None
+
+
+def test_a_pasted_key_loses_its_newline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "  pasted-key-42\n")
+    key = load_settings().api_key
+    assert key is not None and key.get_secret_value() == "pasted-key-42"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("GEMINI_API_KEY", "canary\r\nX-Injected: 1"),
+        ("GEMINI_API_KEY", "canary key"),
+        (
+            "GEMINI_FAILOVER_ENDPOINTS",
+            '{"v": {"kind": "vertex", "project": "p", "location": "l", '
+            '"access_token": "canary\\ntoken"}}',
+        ),
+    ],
+)
+def test_a_credential_that_cannot_go_into_a_header_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match="visible ASCII") as caught:
+        load_settings()
+    assert "canary" not in str(caught.value)
