@@ -253,6 +253,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} ({env}): the chain needs at least one model")
             keys = [pairs.canonical(k, default) for k in chain]
             for key in keys:
+                if not _URL_SAFE_MODEL.fullmatch(pairs.model_of(key)):
+                    raise ValueError(
+                        f"{name} ({env}): {pairs.model_of(key)!r} is not a model name "
+                        "(visible ASCII characters without '?', '#' or '%')"
+                    )
                 endpoint = pairs.endpoint_of(key, default)
                 if endpoint not in table:
                     raise ValueError(
@@ -383,6 +388,10 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(describe_error(exc)) from None
     except SettingsError as exc:  # a variable that should hold JSON does not
         raise ConfigError(_describe_settings_error(exc)) from None
+
+
+#: A model name goes into request URLs as it is: visible ASCII but ?, # and %.
+_URL_SAFE_MODEL = re.compile(r"(?:(?![?#%])[!-~])+")
 
 
 def _one_line(text: str) -> str:

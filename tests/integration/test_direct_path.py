@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx2
 import pytest
 from google.api_core import exceptions as gexc
 
@@ -71,6 +72,9 @@ class Recorder:
         self.body: dict[str, Any] = ANSWER
         self.url = ""
         self.piece = 0  # > 0: the answer is written in pieces of this size
+        #: whole answers (head and body, as sent) for the next requests, first first;
+        #: an answer without a content-length closes the connection after it
+        self.raw: list[bytes] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -90,10 +94,15 @@ class Recorder:
                     + b"content-length: %d\r\n\r\n" % len(payload)
                     + payload
                 )
+                if self.raw:
+                    answer = self.raw.pop(0)
                 step = self.piece or len(answer)
                 for at in range(0, len(answer), step):  # as TLS records arrive
                     writer.write(answer[at : at + step])
                     await writer.drain()
+                if b"content-length" not in answer.partition(b"\r\n\r\n")[0].lower():
+                    writer.close()
+                    return
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -207,3 +216,78 @@ async def test_an_answer_larger_than_the_read_buffer_is_read_whole() -> None:
         again = await backend.generate("m", REQUESTS[0], timeout=10)  # the connection, reused
         await backend.aclose()
     assert result.text == again.text == text
+
+
+def _framed_by_close(body: bytes, content_type: bytes = b"application/json") -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-type: " + content_type + b"\r\n\r\n" + body
+
+
+async def test_an_answer_ended_by_the_connection_closing_is_read_whole() -> None:
+    texts = []
+    async with recorder() as rec:
+        for direct in (False, True):
+            rec.raw = [_framed_by_close(json.dumps(ANSWER).encode())]
+            rec.piece = 5
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            texts.append((await backend.generate("m", REQUESTS[0], timeout=10)).text)
+            await backend.aclose()
+    assert texts == ["An answer.", "An answer."]
+
+
+async def test_stream_lines_ended_by_cr_alone_are_split_as_the_sdk_splits_them() -> None:
+    def event(text: str, finish: str | None = None) -> bytes:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": text}]}}
+        if finish:
+            candidate["finishReason"] = finish
+        # a JSON string may hold U+2028: not a line break in SSE
+        return b"data: " + json.dumps({"candidates": [candidate]}, ensure_ascii=False).encode()
+
+    body = event("one\u2028") + b"\r\r" + event("two\n") + b"\r\n\r\n" + event(" end", "STOP")
+    streamed = []
+    async with recorder() as rec:
+        for direct in (False, True):
+            rec.raw = [_framed_by_close(body, b"text/event-stream")]
+            rec.piece = 3  # CR and LF of one CRLF in different pieces
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            chunks = [c.text async for c in backend.stream("m", REQUESTS[0], timeout=10)]
+            streamed.append(chunks)
+            await backend.aclose()
+    assert streamed[0] == streamed[1] == ["one\u2028", "two\n", " end"]
+
+
+async def test_a_redirect_is_followed_as_the_sdk_follows_it() -> None:
+    async with recorder() as rec:
+        moved = (
+            b"HTTP/1.1 307 Temporary Redirect\r\nlocation: %s/v1beta/models/moved:generateContent"
+            b"\r\ncontent-length: 0\r\n\r\n" % rec.url.encode()
+        )
+        rec.raw = [moved, moved]
+        backend = GeminiBackend(api_key="k", base_url=rec.url, direct=True)
+        first = await backend.generate("m", REQUESTS[0], timeout=10)
+        second = await backend.generate("m", REQUESTS[0], timeout=10)
+        await backend.aclose()
+    lines = [line for line, _, _ in rec.requests]
+    original = "POST /v1beta/models/m:generateContent HTTP/1.1"
+    # the direct path's request, the SDK's, the SDK's after the redirect, then the SDK
+    assert lines == [original, original, original.replace("/m:", "/moved:"), original]
+    assert first.text == second.text == "An answer."
+
+
+async def test_a_model_name_cannot_add_a_header_to_the_request() -> None:
+    async with recorder() as rec:
+        for direct in (False, True):
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            with pytest.raises((ValueError, httpx2.InvalidURL), match="URL"):
+                await backend.generate("m\r\nx-injected: 1", REQUESTS[0], timeout=10)
+            await backend.aclose()
+    assert rec.requests == []
+
+
+async def test_a_model_name_with_a_space_is_sent_as_the_sdk_sends_it() -> None:
+    async with recorder() as rec:
+        for direct in (False, True):
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
+            await backend.generate("my model é", REQUESTS[0], timeout=10)
+            await backend.aclose()
+    (sdk_line, _, _), (line, _, _) = rec.requests
+    assert line == sdk_line == "POST /v1beta/models/my%20model%20%C3%A9:generateContent HTTP/1.1"

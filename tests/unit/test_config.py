@@ -137,3 +137,12 @@ def test_a_credential_that_cannot_go_into_a_header_is_refused_without_showing_it
     with pytest.raises(ConfigError, match="visible ASCII") as caught:
         load_settings()
     assert "canary" not in str(caught.value)
+
+
+@pytest.mark.parametrize("model", ["gemini pro", "gemini?x=1", "m\nx", "gemini#a", "ünï"])
+def test_a_model_name_that_cannot_go_into_a_url_is_refused(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    monkeypatch.setenv("GEMINI_FAILOVER_MODELS", f"gemini-2.5-flash,{model}")
+    with pytest.raises(ConfigError, match="is not a model name"):
+        load_settings()

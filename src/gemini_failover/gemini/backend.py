@@ -19,6 +19,7 @@ import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from google.api_core import exceptions as gexc
 
 from gemini_failover.gemini import errors, wire
@@ -35,6 +36,8 @@ from gemini_failover.protocol import (
     Usage,
 )
 from gemini_failover.resilience.errors import EmptyResponse
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from google import genai
@@ -202,6 +205,14 @@ class GeminiBackend:
             self._client = make_client(self._spec)
         return self._client
 
+    async def _leave_direct_path(self) -> None:
+        """The endpoint redirects: from now on every call takes the SDK path, which
+        follows redirects as google-genai does (the direct path's client does not)."""
+        direct, self._wire = self._wire, None
+        if direct is not None:
+            log.info("gemini.direct_path_off", reason="the endpoint redirects")
+            await direct.aclose()
+
     async def aclose(self) -> None:
         await self._files.aclose()
         if self._wire is not None:
@@ -266,6 +277,8 @@ class GeminiBackend:
             try:
                 async with asyncio.timeout(timeout):
                     return await self._wire.generate(model, request)
+            except wire.Redirected:
+                await self._leave_direct_path()
             except errors.catchable() as exc:
                 raise _normalised(exc) from exc
         config = self._config(model, request)
@@ -346,9 +359,12 @@ class GeminiBackend:
         async def read() -> None:
             try:
                 if self._wire is not None and wire.is_plain(request):
-                    async for event in self._wire.stream(model, request):
-                        queue.put_nowait(event)
-                    return
+                    try:
+                        async for event in self._wire.stream(model, request):
+                            queue.put_nowait(event)
+                        return
+                    except wire.Redirected:  # raised before any event
+                        await self._leave_direct_path()
                 await self._connect()
                 iterator, head = await self._with_contents(
                     request.contents,

@@ -6,10 +6,11 @@ Why not httpx2 (the SDK's client): on a gateway's short calls its request, respo
 auth, redirect and transport layers cost ~0.5 ms of CPU per call, half of everything
 the gateway process spends; this client does the same exchange in a tenth of that.
 It speaks only what the Gemini API needs: one request at a time per connection,
-``Content-Length`` request bodies, ``Content-Length`` or chunked answers, TLS for
-``https`` (the system's CA bundle, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``). Proxies
-are not spoken: :func:`proxied` tells the backend to keep the SDK path when a proxy
-variable is set.
+``Content-Length`` request bodies, answers framed by ``Content-Length``, chunks or the
+connection's close, TLS for ``https`` (the system's CA bundle, or ``SSL_CERT_FILE`` /
+``SSL_CERT_DIR``). Proxies are not spoken: :func:`proxied` tells the backend to keep
+the SDK path when a proxy variable is set; redirects are not followed here: the
+backend hands a redirected call to the SDK, which follows them.
 
 Failures are ``ConnectionError`` (refused, reset, closed early, an unparseable
 answer), which the error table reads as a network failure, as it does httpx2's
@@ -25,7 +26,7 @@ import contextlib
 import os
 import ssl
 from collections.abc import AsyncGenerator, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -34,6 +35,8 @@ __all__ = ["Origin", "Response", "proxied"]
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 #: Unread answer bytes a connection buffers before it stops reading the socket.
 _HIGH_WATER = 256 * 1024
+#: Characters a request target keeps as they are (RFC 3986 pchar, "/" and "?").
+_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
 #: The largest answer body read whole (a 65k-token answer is well under 1 MB).
 MAX_BODY = 64 * 1024 * 1024
 
@@ -94,9 +97,20 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if not self.complete and exc is None and self._ends_at_close():
+            self.complete = True  # its body was everything up to the close
+            self._wake()
         if not self.complete:
             detail = f": {exc}" if exc else ""
             self._fail(ConnectionError(f"connection closed before the answer ended{detail}"))
+
+    def _ends_at_close(self) -> bool:
+        """An answer with neither a length nor chunks: its body ends when the connection
+        does (RFC 9112, section 6.3). httptools exposes no llhttp_finish, so the end of
+        such a body is recognised here."""
+        if not self.headers_done or "content-length" in self.headers:
+            return False
+        return "chunked" not in self.headers.get("transfer-encoding", "").lower()
 
     # -- httptools callbacks -------------------------------------------------------------
 
@@ -301,6 +315,10 @@ class Origin:
                 break
         if conn is None:
             conn = await self._connect()
+        if not (path.isascii() and path.isprintable()) or " " in path:
+            if any(char.isascii() and not char.isprintable() for char in path):
+                raise ValueError("a control character in the request URL")  # as httpx2
+            path = quote(path, safe=_TARGET_SAFE)  # spaces and non-ASCII, as httpx2
         request = b"".join(
             (
                 f"POST {self.prefix}{path} HTTP/1.1\r\n".encode("latin-1"),

@@ -230,6 +230,7 @@ class WireClient:
         )
         content = await response.read()
         if response.status != 200:
+            _check_redirect(response)
             await _raise_for(response, content)
         data = _json(content)
         if needs_sdk_reader(data):
@@ -254,7 +255,9 @@ class WireClient:
             request_body(request),
         )
         if response.status != 200:
-            await _raise_for(response, await response.read())
+            content = await response.read()
+            _check_redirect(response)
+            await _raise_for(response, content)
         body = response.stream()
         try:
             async for event in _events(body):
@@ -269,6 +272,16 @@ class WireClient:
                 yield data
         finally:
             await body.aclose()
+
+
+class Redirected(Exception):
+    """The endpoint answered with a redirect: the call belongs on the SDK path, which
+    follows redirects (this client does not)."""
+
+
+def _check_redirect(response: Response) -> None:
+    if 300 <= response.status < 400 and "location" in response.headers:
+        raise Redirected(response.status)
 
 
 def _resource(model: str) -> str:
@@ -297,35 +310,52 @@ def _library_headers() -> dict[str, str]:
     return headers
 
 
+async def _lines(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """The body's lines, ended by CR, LF or CRLF: the SSE format's terminators, and
+    only those (as the SDK splits them; U+2028 and friends may sit inside JSON)."""
+    parts: list[bytes] = []  # the line being read, in pieces
+    after_cr = False  # the last piece ended with CR: a leading LF completes it
+    async for chunk in body:
+        if after_cr and chunk.startswith(b"\n"):
+            chunk = chunk[1:]
+        if not chunk:
+            continue
+        after_cr = chunk.endswith(b"\r")
+        if b"\n" not in chunk and b"\r" not in chunk:
+            parts.append(chunk)
+            continue
+        lines = chunk.splitlines()  # bytes split at CR, LF and CRLF only
+        tail = None if chunk.endswith((b"\r", b"\n")) else lines.pop()
+        if parts:
+            lines[0] = b"".join((*parts, lines[0]))
+            parts = []
+        for line in lines:
+            yield line.decode("utf-8", "replace")
+        if tail is not None:
+            parts.append(tail)
+    if parts:
+        yield b"".join(parts).decode("utf-8", "replace")
+
+
 async def _events(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
     """SSE ``data:`` payloads (and an error body sent as plain JSON lines), split as
     the SDK splits them."""
     data: list[str] = []
     raw: list[str] = []
-    pending = b""
-    async for chunk in body:
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for encoded in lines:
-            line = encoded.decode("utf-8", "replace").rstrip("\r")
-            if not line:
-                if data:
-                    yield "\n".join(data)
-                    data = []
-                continue
-            if line.startswith("data: "):
-                data.append(line[6:])
-                continue
-            raw.append(line)
-            joined = "\n".join(raw)
-            if _balanced(joined):
-                raw = []
-                yield joined
-    tail = pending.decode("utf-8", "replace").rstrip("\r")
-    if tail.startswith("data: "):
-        data.append(tail[6:])
-    elif tail:
-        raw.append(tail)
+    async for line in _lines(body):
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+            continue
+        if line.startswith("data: "):
+            data.append(line[6:])
+            continue
+        raw.append(line)
+        joined = "\n".join(raw)
+        if _balanced(joined):
+            raw = []
+            yield joined
     if raw:
         yield "\n".join(raw)
     if data:
