@@ -1,8 +1,31 @@
 #!/usr/bin/env bash
 # Install the system tools the test suite needs, if missing: Debian's redis-server
 # (tests/redis start their own throwaway instances on loopback) and promtool (from
-# Debian's prometheus package: alert rules, their unit tests, metrics lint).
+# Debian's prometheus package: alert rules, their unit tests, metrics lint). Where
+# Node >= 20 and npm are installed, the official JavaScript SDK at the version pinned in
+# tests/gateway/js/package-lock.json (the gateway's JS SDK test).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+js_sdk() {
+    command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
+        echo "ensure-tools: no node/npm: the JavaScript SDK test will be skipped" >&2
+        return 0
+    }
+    local major
+    major="$(node --version | sed 's/^v\([0-9]*\).*/\1/')"
+    if [ "$major" -lt 20 ]; then
+        echo "ensure-tools: node $major < 20: the JavaScript SDK test will be skipped" >&2
+        return 0
+    fi
+    local dir=tests/gateway/js stamp
+    stamp="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    [ "$(cat "$dir/node_modules/.installed-lock" 2>/dev/null)" = "$stamp" ] && return 0
+    echo "ensure-tools: npm ci in $dir..." >&2
+    npm ci --prefix "$dir" --no-audit --no-fund --ignore-scripts --loglevel=error >&2
+    echo "$stamp" > "$dir/node_modules/.installed-lock"
+}
+js_sdk
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
