@@ -293,12 +293,17 @@ async def throughput(
     calls: int = 5000,
     concurrency: int = 200,
     rounds: int = 10,
+    sdk_path: bool = True,
 ) -> Throughput:
     """No faults: ``calls`` calls at ``concurrency`` through the manager and as many
     through a direct google-genai client, in ``rounds`` batches each; the side that goes
-    first alternates, so drift in this shared machine's load touches both alike."""
+    first alternates, so drift in this shared machine's load touches both alike. With
+    ``sdk_path``, again with a small inline image in each request: the manager then goes
+    through google-genai as the direct client does (plain text takes its direct path)."""
     from google import genai
     from google.genai import types
+
+    from gemini_failover.protocol import Media, Turn
 
     control = EmulatorControl(base_url)
     try:
@@ -316,6 +321,8 @@ async def throughput(
     config = types.GenerateContentConfig(automatic_continuation=False)
     settings = build_settings(base_url, [PRIMARY, FALLBACK], overrides)
     per_round = max(1, calls // rounds)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(56)
+    image = Media("/bench.png", "image/png", len(png), "0" * 64, data=png)
 
     async def batch(send: Callable[[str], Awaitable[object]], n: int, tag: int) -> float:
         gate = asyncio.Semaphore(concurrency)
@@ -328,39 +335,65 @@ async def throughput(
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - t0
 
-    async def via_direct(prompt: str) -> object:
-        return await direct.aio.models.generate_content(
-            model=PRIMARY, contents=prompt, config=config
-        )
+    async def compare(
+        via_manager: Callable[[str], Awaitable[object]],
+        via_direct: Callable[[str], Awaitable[object]],
+    ) -> tuple[float, float]:
+        """(manager, direct) calls per second."""
+        warm_up = min(calls, concurrency)  # connections, caches, models.get
+        await batch(via_manager, warm_up, 0)
+        await batch(via_direct, warm_up, 0)
+        managed = direct_s = 0.0
+        for r in range(rounds):
+            if r % 2:
+                direct_s += await batch(via_direct, per_round, r)
+                managed += await batch(via_manager, per_round, r)
+            else:
+                managed += await batch(via_manager, per_round, r)
+                direct_s += await batch(via_direct, per_round, r)
+        done = per_round * rounds
+        return done / managed, done / direct_s
 
     try:
         async with running_manager(settings) as manager:
             failed = 0
 
-            async def via_manager(prompt: str) -> object:
-                nonlocal failed
-                try:
-                    return await manager.generate(GenerationRequest.from_prompt(prompt))
-                except RequestFailed:
-                    failed += 1
-                    return None
+            def via_manager(with_image: bool) -> Callable[[str], Awaitable[object]]:
+                async def send(prompt: str) -> object:
+                    nonlocal failed
+                    attachments = (image,) if with_image else ()
+                    request = GenerationRequest(contents=(Turn("user", prompt, attachments),))
+                    try:
+                        return await manager.generate(request)
+                    except RequestFailed:
+                        failed += 1
+                        return None
 
-            warm_up = min(calls, concurrency)  # connections, caches, models.get
-            await batch(via_manager, warm_up, 0)
-            await batch(via_direct, warm_up, 0)
-            failed = 0
-            managed = direct_s = 0.0
-            for r in range(rounds):
-                if r % 2:
-                    direct_s += await batch(via_direct, per_round, r)
-                    managed += await batch(via_manager, per_round, r)
-                else:
-                    managed += await batch(via_manager, per_round, r)
-                    direct_s += await batch(via_direct, per_round, r)
+                return send
+
+            def via_direct(with_image: bool) -> Callable[[str], Awaitable[object]]:
+                async def send(prompt: str) -> object:
+                    parts = [types.Part.from_bytes(data=png, mime_type="image/png")]
+                    contents: Any = [*parts, prompt] if with_image else prompt
+                    return await direct.aio.models.generate_content(
+                        model=PRIMARY, contents=contents, config=config
+                    )
+
+                return send
+
+            plain = await compare(via_manager(False), via_direct(False))
+            plain_failed, failed = failed, 0
+            sdk = await compare(via_manager(True), via_direct(True)) if sdk_path else None
     finally:
         await direct.aio.aclose()
-    done = per_round * rounds
-    return Throughput(done, concurrency, done / managed, done / direct_s, failed)
+    return Throughput(
+        per_round * rounds,
+        concurrency,
+        *plain,
+        plain_failed + failed,
+        sdk_managed_per_s=sdk[0] if sdk else None,
+        sdk_direct_per_s=sdk[1] if sdk else None,
+    )
 
 
 # -- the table ---------------------------------------------------------------------------

@@ -235,6 +235,9 @@ class Throughput:
     managed_per_s: float
     direct_per_s: float
     managed_failed: int
+    #: the same with a small inline image per request (the manager's SDK path)
+    sdk_managed_per_s: float | None = None
+    sdk_direct_per_s: float | None = None
 
     @property
     def title(self) -> str:
@@ -255,5 +258,24 @@ class Throughput:
             Metric(
                 "manager / direct", "", f"{self.managed_per_s:.0f} / {self.direct_per_s:.0f} req/s"
             ),
+            *self._sdk_path(),
             Metric("failed manager calls", "0", str(self.managed_failed), self.managed_failed == 0),
+        ]
+
+    def _sdk_path(self) -> list[Metric]:
+        if self.sdk_managed_per_s is None or self.sdk_direct_per_s is None:
+            return []
+        ratio = self.sdk_managed_per_s / self.sdk_direct_per_s
+        return [
+            Metric(
+                "the same with an inline image per request (the manager's SDK path)",
+                ">= 0.95x",
+                f"{ratio:.2f}x",
+                ratio >= 0.95,
+            ),
+            Metric(
+                "manager / direct, with the image",
+                "",
+                f"{self.sdk_managed_per_s:.0f} / {self.sdk_direct_per_s:.0f} req/s",
+            ),
         ]
