@@ -291,3 +291,21 @@ async def test_a_model_name_with_a_space_is_sent_as_the_sdk_sends_it() -> None:
             await backend.aclose()
     (sdk_line, _, _), (line, _, _) = rec.requests
     assert line == sdk_line == "POST /v1beta/models/my%20model%20%C3%A9:generateContent HTTP/1.1"
+
+
+def test_the_direct_path_runs_on_uvloop() -> None:
+    # uvloop's transports are not asyncio.Transport subclasses; applications run on it
+    # (uvicorn picks it when installed)
+    uvloop = pytest.importorskip("uvloop")
+
+    async def both_calls() -> tuple[str, list[str]]:
+        async with recorder() as rec:
+            backend = GeminiBackend(api_key="k", base_url=rec.url, direct=True)
+            result = await backend.generate("m", REQUESTS[0], timeout=10)
+            rec.raw = [_framed_by_close(b"data: " + json.dumps(ANSWER).encode() + b"\r\n\r\n")]
+            streamed = [c.text async for c in backend.stream("m", REQUESTS[0], timeout=10)]
+            await backend.aclose()
+        return result.text, streamed
+
+    text, streamed = uvloop.run(both_calls())
+    assert text == "An answer." and streamed == ["An answer."]

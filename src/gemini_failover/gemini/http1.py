@@ -26,6 +26,7 @@ import contextlib
 import os
 import ssl
 from collections.abc import AsyncGenerator, Mapping
+from typing import cast
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -82,8 +83,8 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports do not subclass asyncio.Transport: no isinstance check
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         try:
