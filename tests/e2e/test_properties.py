@@ -47,7 +47,9 @@ class Env:
         return self.portal.call(bounded)
 
     def upstream_calls(self) -> int:
-        return len(self.emulator.requests)
+        """Calls made for tool calls: the model-limit lookups (``get``) that start-up
+        makes in the background may land at any moment, so they are not counted."""
+        return sum(r.action != "get" for r in self.emulator.requests)
 
 
 @asynccontextmanager
