@@ -335,14 +335,18 @@ async def throughput(
         await asyncio.gather(*(one(i) for i in range(n)))
         return time.perf_counter() - t0
 
+    failed = [0]  # manager calls that failed, after the warm-ups
+
     async def compare(
         via_manager: Callable[[str], Awaitable[object]],
         via_direct: Callable[[str], Awaitable[object]],
     ) -> tuple[float, float]:
         """(manager, direct) calls per second."""
         warm_up = min(calls, concurrency)  # connections, caches, models.get
+        before = failed[0]
         await batch(via_manager, warm_up, 0)
         await batch(via_direct, warm_up, 0)
+        failed[0] = before  # failures while warming up are not counted
         managed = direct_s = 0.0
         for r in range(rounds):
             if r % 2:
@@ -356,17 +360,15 @@ async def throughput(
 
     try:
         async with running_manager(settings) as manager:
-            failed = 0
 
             def via_manager(with_image: bool) -> Callable[[str], Awaitable[object]]:
                 async def send(prompt: str) -> object:
-                    nonlocal failed
                     attachments = (image,) if with_image else ()
                     request = GenerationRequest(contents=(Turn("user", prompt, attachments),))
                     try:
                         return await manager.generate(request)
                     except RequestFailed:
-                        failed += 1
+                        failed[0] += 1
                         return None
 
                 return send
@@ -382,7 +384,6 @@ async def throughput(
                 return send
 
             plain = await compare(via_manager(False), via_direct(False))
-            plain_failed, failed = failed, 0
             sdk = await compare(via_manager(True), via_direct(True)) if sdk_path else None
     finally:
         await direct.aio.aclose()
@@ -390,7 +391,7 @@ async def throughput(
         per_round * rounds,
         concurrency,
         *plain,
-        plain_failed + failed,
+        failed[0],
         sdk_managed_per_s=sdk[0] if sdk else None,
         sdk_direct_per_s=sdk[1] if sdk else None,
     )

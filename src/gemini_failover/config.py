@@ -253,10 +253,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} ({env}): the chain needs at least one model")
             keys = [pairs.canonical(k, default) for k in chain]
             for key in keys:
-                if not _URL_SAFE_MODEL.fullmatch(pairs.model_of(key)):
+                if not _url_safe_model(pairs.model_of(key)):
                     raise ValueError(
                         f"{name} ({env}): {pairs.model_of(key)!r} is not a model name "
-                        "(visible ASCII characters without '?', '#' or '%')"
+                        "(visible ASCII characters without '?', '#' or '%', and no '.' "
+                        "or '..' between slashes)"
                     )
                 endpoint = pairs.endpoint_of(key, default)
                 if endpoint not in table:
@@ -392,6 +393,13 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
 #: A model name goes into request URLs as it is: visible ASCII but ?, # and %.
 _URL_SAFE_MODEL = re.compile(r"(?:(?![?#%])[!-~])+")
+
+
+def _url_safe_model(model: str) -> bool:
+    """Whether ``model`` names the same path on every client (httpx2 would resolve a
+    "." or ".." segment; the direct path would not)."""
+    segments = model.split("/")
+    return bool(_URL_SAFE_MODEL.fullmatch(model)) and not {".", ".."} & set(segments)
 
 
 def _one_line(text: str) -> str:

@@ -19,7 +19,7 @@ from google.api_core import exceptions as gexc
 from gemini_failover.gemini.backend import GeminiBackend
 from gemini_failover.gemini.wire import is_plain
 from gemini_failover.protocol import GenerationRequest, Thinking, Turn
-from gemini_failover.resilience.errors import upstream_of
+from gemini_failover.resilience.errors import Category, classify, upstream_of
 
 ANSWER: dict[str, Any] = {
     "candidates": [
@@ -75,8 +75,11 @@ class Recorder:
         #: whole answers (head and body, as sent) for the next requests, first first;
         #: an answer without a content-length closes the connection after it
         self.raw: list[bytes] = []
+        self.delays: list[float] = []  # seconds before answering the next requests
+        self.connections = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -96,6 +99,8 @@ class Recorder:
                 )
                 if self.raw:
                     answer = self.raw.pop(0)
+                if self.delays:
+                    await asyncio.sleep(self.delays.pop(0))  # a slow upstream
                 step = self.piece or len(answer)
                 for at in range(0, len(answer), step):  # as TLS records arrive
                     writer.write(answer[at : at + step])
@@ -283,14 +288,44 @@ async def test_a_model_name_cannot_add_a_header_to_the_request() -> None:
     assert rec.requests == []
 
 
-async def test_a_model_name_with_a_space_is_sent_as_the_sdk_sends_it() -> None:
+@pytest.mark.parametrize(
+    "model", ["my model é", 'a"b', "a{b}<c>`", "a|b^c[1] é", "a\\b é", "x%zz é", "x%41"]
+)
+async def test_a_model_name_is_percent_encoded_as_the_sdk_encodes_it(model: str) -> None:
     async with recorder() as rec:
         for direct in (False, True):
             backend = GeminiBackend(api_key="k", base_url=rec.url, direct=direct)
-            await backend.generate("my model é", REQUESTS[0], timeout=10)
+            await backend.generate(model, REQUESTS[0], timeout=10)
             await backend.aclose()
     (sdk_line, _, _), (line, _, _) = rec.requests
-    assert line == sdk_line == "POST /v1beta/models/my%20model%20%C3%A9:generateContent HTTP/1.1"
+    assert line == sdk_line
+
+
+async def test_a_refused_model_name_costs_no_connection() -> None:
+    async with recorder() as rec:
+        backend = GeminiBackend(api_key="k", base_url=rec.url, direct=True)
+        await backend.generate("m", REQUESTS[0], timeout=10)
+        for _ in range(3):
+            with pytest.raises(ValueError, match="URL"):
+                await backend.generate("m\n", REQUESTS[0], timeout=10)
+        await backend.generate("m", REQUESTS[0], timeout=10)
+        await backend.aclose()
+    assert rec.connections == 1 and len(rec.requests) == 2
+
+
+async def test_a_redirected_call_gets_what_is_left_of_its_time() -> None:
+    async with recorder() as rec:
+        moved = (
+            b"HTTP/1.1 307 Temporary Redirect\r\nlocation: %s/v1beta/models/m:generateContent"
+            b"\r\ncontent-length: 0\r\n\r\n" % rec.url.encode()
+        )
+        # the 307 takes 0.6 s, the SDK path's call another 0.6 s: 1.2 s in all
+        rec.raw, rec.delays = [moved], [0.6, 0.6]
+        backend = GeminiBackend(api_key="k", base_url=rec.url, direct=True)
+        with pytest.raises(gexc.GatewayTimeout) as caught:
+            await backend.generate("m", REQUESTS[0], timeout=1.0)
+        await backend.aclose()
+    assert classify(caught.value).category is Category.TIMEOUT
 
 
 def test_the_direct_path_runs_on_uvloop() -> None:

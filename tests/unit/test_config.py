@@ -139,10 +139,23 @@ def test_a_credential_that_cannot_go_into_a_header_is_refused_without_showing_it
     assert "canary" not in str(caught.value)
 
 
-@pytest.mark.parametrize("model", ["gemini pro", "gemini?x=1", "m\nx", "gemini#a", "ünï"])
+@pytest.mark.parametrize(
+    "model", ["gemini pro", "gemini?x=1", "m\nx", "gemini#a", "ünï", "../files", "a/./b"]
+)
 def test_a_model_name_that_cannot_go_into_a_url_is_refused(
     monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
     monkeypatch.setenv("GEMINI_FAILOVER_MODELS", f"gemini-2.5-flash,{model}")
     with pytest.raises(ConfigError, match="is not a model name"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["gemini-2.5-pro@001", "tunedModels/my-tune", "models/gemini-2.5-flash", "gemini-1.5.pro"],
+)
+def test_model_names_as_deployments_spell_them_are_taken(
+    monkeypatch: pytest.MonkeyPatch, model: str
+) -> None:
+    monkeypatch.setenv("GEMINI_FAILOVER_MODELS", model)
+    assert load_settings().models == [model]

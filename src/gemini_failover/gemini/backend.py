@@ -274,11 +274,14 @@ class GeminiBackend:
         self, model: str, request: GenerationRequest, *, timeout: float
     ) -> GenerationResult:
         if self._wire is not None and wire.is_plain(request):
+            started = asyncio.get_running_loop().time()
             try:
                 async with asyncio.timeout(timeout):
                     return await self._wire.generate(model, request)
             except wire.Redirected:
                 await self._leave_direct_path()
+                # the SDK path gets what is left of the attempt's time
+                timeout = max(0.0, timeout - (asyncio.get_running_loop().time() - started))
             except errors.catchable() as exc:
                 raise _normalised(exc) from exc
         config = self._config(model, request)

@@ -24,10 +24,11 @@ import asyncio
 import collections
 import contextlib
 import os
+import re
 import ssl
 from collections.abc import AsyncGenerator, Mapping
 from typing import cast
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import httptools
 
@@ -36,8 +37,10 @@ __all__ = ["Origin", "Response", "proxied"]
 _PROXY_VARIABLES = ("https_proxy", "http_proxy", "all_proxy")
 #: Unread answer bytes a connection buffers before it stops reading the socket.
 _HIGH_WATER = 256 * 1024
-#: Characters a request target keeps as they are (RFC 3986 pchar, "/" and "?").
-_TARGET_SAFE = "/?:@!$&'()*+,;=-._~%"
+#: What httpx2 (the SDK's client) leaves as it is in a URL path: visible ASCII but
+#: " # < > ? ` { } (so "%" too: an escape in a model name is kept, as there).
+_PATH_SAFE = frozenset(map(chr, range(0x21, 0x7F))) - frozenset('"#<>?`{}')
+_PLAIN_PATH = re.compile("[" + re.escape("".join(sorted(_PATH_SAFE))) + "]*")
 #: The largest answer body read whole (a 65k-token answer is well under 1 MB).
 MAX_BODY = 64 * 1024 * 1024
 
@@ -255,6 +258,22 @@ class Response:
             self._conn.abort()
 
 
+def _target(path: str) -> str:
+    """The request target for ``path``: its path part percent-encoded as httpx2 encodes
+    it (non-ASCII as UTF-8, a space, " < > ` { }), control characters refused as httpx2
+    refuses them (nothing can split the request head)."""
+    head, mark, query = path.partition("?")
+    if _PLAIN_PATH.fullmatch(head):
+        return path
+    if any(char.isascii() and not char.isprintable() for char in path):
+        raise ValueError("a control character in the request URL")
+    encoded = "".join(
+        char if char in _PATH_SAFE else "".join(f"%{byte:02X}" for byte in char.encode())
+        for char in head
+    )
+    return encoded + mark + query
+
+
 class Origin:
     """Keep-alive connections to the origin of ``base_url``, sending ``headers`` with
     every request."""
@@ -276,6 +295,7 @@ class Origin:
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
         self._ssl: ssl.SSLContext | None = None
+        self._closed = False
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -296,14 +316,15 @@ class Origin:
         return conn
 
     def release(self, conn: _Connection) -> None:
-        if conn.closed or not conn.complete or len(self._idle) >= self._max_idle:
+        if self._closed or conn.closed or not conn.complete or len(self._idle) >= self._max_idle:
             conn.abort()
         else:
             self._idle.append(conn)
 
     async def post(self, path: str, body: bytes) -> Response:
-        """POST ``body`` (JSON) to ``path`` (under the base URL's path); the answer once
-        its headers have arrived."""
+        """POST ``body`` (JSON) to ``path`` (under the base URL's path; a query after
+        "?" is sent as it is); the answer once its headers have arrived."""
+        target = _target(path)  # before a connection is taken: a bad path raises
         conn = None
         loop = asyncio.get_running_loop()
         while self._idle:
@@ -316,13 +337,9 @@ class Origin:
                 break
         if conn is None:
             conn = await self._connect()
-        if not (path.isascii() and path.isprintable()) or " " in path:
-            if any(char.isascii() and not char.isprintable() for char in path):
-                raise ValueError("a control character in the request URL")  # as httpx2
-            path = quote(path, safe=_TARGET_SAFE)  # spaces and non-ASCII, as httpx2
         request = b"".join(
             (
-                f"POST {self.prefix}{path} HTTP/1.1\r\n".encode("latin-1"),
+                f"POST {self.prefix}{target} HTTP/1.1\r\n".encode("latin-1"),
                 self._head,
                 b"Content-Length: %d\r\n\r\n" % len(body),
                 body,
@@ -338,6 +355,8 @@ class Origin:
         return Response(self, conn)
 
     def close(self) -> None:
+        """Close the idle connections; those still in use are closed when released."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
             with contextlib.suppress(RuntimeError):  # its event loop may be closed

@@ -280,7 +280,9 @@ class Redirected(Exception):
 
 
 def _check_redirect(response: Response) -> None:
-    if 300 <= response.status < 400 and "location" in response.headers:
+    """307 and 308 keep the method and body: the SDK path follows them. (httpx2 turns a
+    301-303 into a body-less GET, which the API refuses: that is an error either way.)"""
+    if response.status in (307, 308) and "location" in response.headers:
         raise Redirected(response.status)
 
 
@@ -317,7 +319,8 @@ async def _lines(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
     after_cr = False  # the last piece ended with CR: a leading LF completes it
     async for chunk in body:
         if after_cr and chunk.startswith(b"\n"):
-            chunk = chunk[1:]
+            chunk = chunk[1:]  # the LF of a CRLF cut between chunks
+            after_cr = False
         if not chunk:
             continue
         after_cr = chunk.endswith(b"\r")
