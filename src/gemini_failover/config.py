@@ -253,7 +253,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name} ({env}): the chain needs at least one model")
             keys = [pairs.canonical(k, default) for k in chain]
             for key in keys:
-                if not _url_safe_model(pairs.model_of(key)):
+                if not pairs.url_safe(pairs.model_of(key)):
                     raise ValueError(
                         f"{name} ({env}): {pairs.model_of(key)!r} is not a model name "
                         "(visible ASCII characters without '?', '#' or '%', and no '.' "
@@ -389,17 +389,6 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(describe_error(exc)) from None
     except SettingsError as exc:  # a variable that should hold JSON does not
         raise ConfigError(_describe_settings_error(exc)) from None
-
-
-#: A model name goes into request URLs as it is: visible ASCII but ?, # and %.
-_URL_SAFE_MODEL = re.compile(r"(?:(?![?#%])[!-~])+")
-
-
-def _url_safe_model(model: str) -> bool:
-    """Whether ``model`` names the same path on every client (httpx2 would resolve a
-    "." or ".." segment; the direct path would not)."""
-    segments = model.split("/")
-    return bool(_URL_SAFE_MODEL.fullmatch(model)) and not {".", ".."} & set(segments)
 
 
 def _one_line(text: str) -> str:

@@ -26,6 +26,17 @@ ENDPOINT_NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 SEPARATOR: Final = ":"
 
 
+#: A model name goes into request URLs as it is: visible ASCII but ?, # and %.
+_URL_SAFE_MODEL: Final = re.compile(r"(?:(?![?#%])[!-~])+")
+
+
+def url_safe(model: str) -> bool:
+    """Whether ``model`` names the same URL path on every client: visible ASCII but
+    ?, # and %, and no "." or ".." segment (httpx2 would resolve one, the direct path
+    would not)."""
+    return bool(_URL_SAFE_MODEL.fullmatch(model)) and not {".", ".."} & set(model.split("/"))
+
+
 def split(key: str) -> tuple[str | None, str]:
     """(endpoint, model) of a chain entry; endpoint None: the default endpoint. A
     prefix that is not an endpoint name is part of the model name."""
@@ -69,4 +80,5 @@ __all__ = [
     "join",
     "model_of",
     "split",
+    "url_safe",
 ]

@@ -206,8 +206,7 @@ class GeminiBackend:
         return self._client
 
     async def _leave_direct_path(self) -> None:
-        """The endpoint redirects: from now on every call takes the SDK path, which
-        follows redirects as google-genai does (the direct path's client does not)."""
+        """The endpoint redirects: from now on every call takes the SDK path (it follows)."""
         direct, self._wire = self._wire, None
         if direct is not None:
             log.info("gemini.direct_path_off", reason="the endpoint redirects")
