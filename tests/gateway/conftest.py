@@ -20,6 +20,7 @@ from google.genai import types
 from gemini_failover.config import Settings, load_settings
 from gemini_failover.emulator import Emulator, EmulatorServer
 from gemini_failover.gateway import build_gateway_app, gateway_security
+from gemini_failover.server.http import uvicorn_limits
 from gemini_failover.server.runtime import Runtime
 from gemini_failover.server.serve import bind, url_of
 from tests.e2e.conftest import FAST  # the same scaled-down thresholds as the MCP e2e tests
@@ -61,9 +62,13 @@ class Gateway:
 
 
 @asynccontextmanager
-async def run_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[Gateway]:
+async def run_gateway(
+    settings: Settings, *, plain_uvicorn: bool = False, **app_options: Any
+) -> AsyncIterator[Gateway]:
     """A started runtime and the gateway app (``app_options``: build_gateway_app's) on a
-    free loopback port."""
+    free loopback port, served as `gemini-failover gateway` serves it (uvicorn with the
+    guarded httptools protocol), or by uvicorn's own protocol (``plain_uvicorn``: no
+    disconnect signal, no corked writes, as under another ASGI server)."""
     keys = [k.get_secret_value() for k in settings.gateway_keys]
     runtime = Runtime(settings)
     async with runtime:
@@ -71,8 +76,14 @@ async def run_gateway(settings: Settings, **app_options: Any) -> AsyncIterator[G
         app = build_gateway_app(runtime, security, keys=keys, **app_options)
         sock = bind("127.0.0.1", 0)
         sock.listen(128)  # connections queue from now on: nothing to wait for
+        protocol = {} if plain_uvicorn else uvicorn_limits(settings.http, "httptools")
         config = uvicorn.Config(
-            app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2
+            app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+            **protocol,
         )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))

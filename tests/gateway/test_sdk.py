@@ -4,6 +4,8 @@ and the errors the SDK raises for the manager's failures."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -343,3 +345,33 @@ async def test_endpoints_through_the_gateway_bare_names_and_pair_keys(
     assert _headers(pinned)["x-gemini-failover-failovers"] == "0"
     calls = [(r.endpoint, r.status) for r in emulator.emulator.requests if r.action == "generate"]
     assert calls == [("gemini_api", 429), ("vertex", 200), ("vertex", 200)]
+
+
+@pytest.mark.parametrize("plain_uvicorn", [False, True], ids=["gateway-protocol", "plain-uvicorn"])
+async def test_a_client_that_hangs_up_cancels_its_upstream_call(
+    emulator: EmulatorServer, plain_uvicorn: bool
+) -> None:
+    """Under the gateway's own protocol the connection's disconnect signal cancels the
+    call; under another server a task waiting on ``receive`` does. Either way the
+    upstream request is closed, and nothing is retried or failed over."""
+    emulator.emulator.configure(PRIMARY, faults=[{"kind": "hang"}])
+    settings = gateway_settings(emulator.base_url)
+    async with run_gateway(settings, plain_uvicorn=plain_uvicorn) as gateway:
+        async with gateway.http() as http:
+            call = asyncio.create_task(
+                http.post(
+                    "/v1beta/models/auto:generateContent",
+                    json={"contents": [{"parts": [{"text": PROMPT}]}]},
+                    headers={"x-goog-api-key": "gateway-client-key"},
+                )
+            )
+            await emulator.emulator.wait_for(lambda _: emulator.emulator.in_flight == 1)
+            call.cancel()  # the client closes its connection
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+        records = await emulator.emulator.wait_for(
+            lambda log: any(r.outcome == "client_disconnected" for r in log)
+        )
+        calls = [(r.model, r.outcome) for r in records if r.action == "generate"]
+        assert calls == [(PRIMARY, "client_disconnected")]
+        assert emulator.emulator.count(model=FALLBACK, action="generate") == 0

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -22,7 +22,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gemini_failover.emulator.wire import (
@@ -61,6 +60,7 @@ from gemini_failover.gateway.routing import ChainRouter, Target
 from gemini_failover.protocol import GenerationRequest, Turn, Usage
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.results import RequestFailed
+from gemini_failover.server.connection import DISCONNECT_SIGNAL
 from gemini_failover.server.http import OPEN_PATHS, Security, SecurityMiddleware, probe_routes
 from gemini_failover.server.runtime import Runtime
 from gemini_failover.tracing_switch import tracing_configured
@@ -81,14 +81,17 @@ MAX_BODY_BYTES = 20 * 1024 * 1024
 _ARRAY_HEADERS = ((b"content-type", b"application/json; charset=UTF-8"),)
 
 
-class _Asgi:
-    """Wraps ``f(scope, receive, send)`` so that Starlette routes every HTTP method to it."""
+class _Entry:
+    """The gateway's Gemini paths first (:meth:`GeminiGateway.dispatch`), then Starlette
+    (the probes, /metrics, and the API's 404 for any other path)."""
 
-    def __init__(self, func: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
-        self.func = func
+    __slots__ = ("api", "other")
+
+    def __init__(self, api: GeminiGateway, other: ASGIApp) -> None:
+        self.api, self.other = api, other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.func(scope, receive, send)
+        await self.api.dispatch(scope, receive, send, self.other)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -130,11 +133,22 @@ class GeminiGateway:
         self._id_prefix = f"gw-{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count(1)
 
-    def routes(self) -> list[Route]:
-        return [
-            Route("/{version}/models", _Asgi(self.list_models)),
-            Route("/{version}/models/{rest:path}", _Asgi(self.model_endpoint)),
-        ]
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send, other: ASGIApp) -> None:
+        """``/{version}/models`` and ``/{version}/models/{rest}`` (what Starlette's
+        routes ``/{version}/models`` and ``/{version}/models/{rest:path}`` match, found
+        with one split rather than a walk through its router and middleware, which cost
+        more than the rest of a request's routing); anything else goes to ``other``."""
+        if scope["type"] == "http":
+            parts = scope["path"].split("/", 3)
+            if len(parts) > 2 and parts[2] == "models" and parts[1]:
+                if len(parts) == 3:
+                    scope["path_params"] = {"version": parts[1]}
+                    await self.list_models(scope, receive, send)
+                else:
+                    scope["path_params"] = {"version": parts[1], "rest": parts[3]}
+                    await self.model_endpoint(scope, receive, send)
+                return
+        await other(scope, receive, send)
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"
@@ -231,7 +245,7 @@ class GeminiGateway:
         if self.tracer is not None:
             start, chain = target.first, target.chain
             work = self.tracer.traced(work, route.action, start, chain, request, texts)
-        await until_disconnect(receive, work, watch)
+        await until_disconnect(receive, work, watch, scope.get(DISCONNECT_SIGNAL))
 
     # -- the calls -------------------------------------------------------------------------
 
@@ -458,11 +472,8 @@ def build_gateway_app(
 
         tracer = RequestTracer(record_content=settings.trace_content)
     api = GeminiGateway(runtime, router, max_body_bytes=max_body_bytes, tracer=tracer)
-    app: ASGIApp = Starlette(
-        routes=[*probe_routes(runtime), *api.routes()],
-        exception_handlers={HTTPException: _not_found},
-    )
-    app = KeyCheck(app, keys)
+    other = Starlette(routes=probe_routes(runtime), exception_handlers={HTTPException: _not_found})
+    app: ASGIApp = KeyCheck(_Entry(api, other), keys)
     if tracer is not None:
         from gemini_failover.gateway.tracing import GatewaySpans
 

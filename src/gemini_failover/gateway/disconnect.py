@@ -8,6 +8,8 @@ from collections.abc import Awaitable
 
 from starlette.types import Receive
 
+from gemini_failover.server.connection import DisconnectSignal
+
 __all__ = ["Watch", "until_disconnect"]
 
 
@@ -31,11 +33,25 @@ async def _watch(receive: Receive, watch: Watch) -> None:
         watch.task.cancel()
 
 
-async def until_disconnect(receive: Receive, work: Awaitable[None], watch: Watch) -> None:
+async def until_disconnect(
+    receive: Receive, work: Awaitable[None], watch: Watch, signal: DisconnectSignal | None = None
+) -> None:
     """Run ``work``; if the client disconnects first, cancel it (which closes the
-    upstream request) and return. Plain asyncio rather than a task group: this is on
-    every request's path, and a task group costs several times more."""
-    watcher = asyncio.get_running_loop().create_task(_watch(receive, watch))
+    upstream request) and return. The server's :class:`DisconnectSignal` tells of the
+    disconnect when it gives one; otherwise a task waits on ``receive`` for it (plain
+    asyncio rather than a task group: this is on every request's path, and a task group
+    costs several times more)."""
+
+    def lost() -> None:
+        if watch.active and watch.task is not None:
+            watch.fired = True
+            watch.task.cancel()
+
+    watcher = None
+    if signal is None:
+        watcher = asyncio.get_running_loop().create_task(_watch(receive, watch))
+    else:
+        signal.subscribe(lost)
     try:
         await work
     except asyncio.CancelledError:
@@ -44,4 +60,7 @@ async def until_disconnect(receive: Receive, work: Awaitable[None], watch: Watch
         raise
     finally:
         watch.active = False
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        else:
+            signal.unsubscribe(lost)  # type: ignore[union-attr]

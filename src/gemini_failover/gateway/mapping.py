@@ -138,6 +138,8 @@ _SNAKE = re.compile(r"(?<!^)([A-Z])")
 
 
 def _camel(name: str) -> str:
+    if "_" not in name:  # what the SDKs send: no substitution to make
+        return name
     return _CAMEL.sub(lambda m: m.group(1).upper(), name)
 
 

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from gemini_failover.jsonschema_guard import MAX_SCHEMA_BYTES
+from gemini_failover.server.connection import DISCONNECT_SIGNAL, CorkedTransport, DisconnectSignal
 from gemini_failover.server.runtime import Runtime, StartupError
 from gemini_failover.tools.validation import MAX_INPUT_BYTES
 from gemini_failover.tracing_switch import tracing_configured
@@ -390,8 +391,12 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
         _awaiting_headers = True  # no request's headers are being read: the next one's
         _head_bytes = 0  # bytes received of the request head being read
 
+        _signal: DisconnectSignal
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
+            # an answer's head and body leave in one write (see CorkedTransport)
+            super().connection_made(CorkedTransport(transport, self.loop))
+            self._signal = DisconnectSignal()
             if len(self.connections) > limits.max_connections:
                 log.warning("connection refused: %d connections open", limits.max_connections)
                 self.transport.close()
@@ -411,6 +416,10 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
                     self.transport.write(_HEAD_TOO_LARGE)
                     self.transport.close()
 
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self.scope[DISCONNECT_SIGNAL] = self._signal  # type: ignore[literal-required]
+
         def on_headers_complete(self) -> None:
             self._awaiting_headers = False
             self._head_bytes = 0
@@ -424,6 +433,7 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             super().connection_lost(exc)
+            self._signal.fire()
 
         def _arm(self) -> None:
             self._header_timer = self.loop.call_later(limits.header_timeout, self._expired)

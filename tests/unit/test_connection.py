@@ -1,0 +1,103 @@
+"""The gateway protocol's per-connection helpers: corked writes and the disconnect signal."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gemini_failover.server.connection import CorkedTransport, DisconnectSignal
+
+
+class Recording(asyncio.Transport):
+    """A transport that keeps what reaches it, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[str, bytes]] = []
+        self.closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.events.append(("write", bytes(data)))
+
+    def close(self) -> None:
+        self.closing = True
+        self.events.append(("close", b""))
+
+    def abort(self) -> None:
+        self.closing = True
+        self.events.append(("abort", b""))
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+async def _next_iteration() -> None:
+    """Returns once every callback scheduled before it has run (call_soon is FIFO)."""
+    done = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_soon(done.set_result, None)
+    await done
+
+
+async def test_writes_in_one_step_leave_as_one_write_in_order() -> None:
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    corked.write(bytearray(b"{}"))
+    corked.write(b"")  # nothing: no write of its own
+    assert inner.events == []
+    assert corked.get_write_buffer_size() == len(b"HTTP/1.1 200 OK\r\n\r\n{}")
+    await _next_iteration()
+    assert inner.events == [("write", b"HTTP/1.1 200 OK\r\n\r\n{}")]
+    corked.write(b"next")  # a later step: a write of its own
+    await _next_iteration()
+    assert inner.events[1:] == [("write", b"next")]
+
+
+async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"last answer")
+    corked.close()
+    assert inner.events == [("write", b"last answer"), ("close", b"")]
+    await _next_iteration()  # the scheduled flush finds nothing left
+    assert inner.events == [("write", b"last answer"), ("close", b"")]
+
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"never sent")
+    corked.abort()
+    await _next_iteration()
+    assert inner.events == [("abort", b"")]
+
+
+async def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"too late")
+    inner.closing = True  # the peer went away before the flush
+    await _next_iteration()
+    assert inner.events == []
+    assert corked.is_closing()
+
+
+def test_the_signal_calls_its_subscribers_once_and_late_ones_at_once() -> None:
+    signal = DisconnectSignal()
+    calls: list[str] = []
+
+    def first() -> None:
+        calls.append("first")
+
+    def gone() -> None:
+        calls.append("gone")
+
+    signal.subscribe(first)
+    signal.subscribe(gone)
+    signal.unsubscribe(gone)  # its request ended before the disconnect
+    signal.unsubscribe(gone)  # twice is harmless
+    signal.fire()
+    signal.fire()
+    assert calls == ["first"]
+    signal.subscribe(lambda: calls.append("late"))
+    assert calls == ["first", "late"] and signal.lost
