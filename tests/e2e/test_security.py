@@ -126,6 +126,29 @@ async def test_half_sent_headers_are_cut_off(
 
 
 @PARSERS
+async def test_a_kept_alive_connections_next_head_has_its_own_deadline(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
+) -> None:
+    """The second request's head, begun after the first answer, is cut off too (the
+    httptools guard keeps one timer per connection and moves it to the later deadline)."""
+    async with (
+        limited(emulator_server, header_timeout=0.3) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
+        reader, writer = await raw(port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), NEVER)
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert b"alive" in await reader.readexactly(length)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        await writer.drain()
+        assert await closed_by_server(reader) == b""
+        writer.close()
+
+
+@PARSERS
 async def test_an_endless_request_head_is_refused_not_buffered(
     emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:

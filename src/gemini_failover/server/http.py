@@ -387,7 +387,11 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        # One timer per connection, moved only when it fires: arming and disarming for
+        # each request on a kept-alive connection just sets the deadline (a timer
+        # scheduled and cancelled per request costs more than the check itself).
         _header_timer: asyncio.TimerHandle | None = None
+        _head_deadline: float | None = None  # when the head being read must be complete
         _awaiting_headers = True  # no request's headers are being read: the next one's
         _head_bytes = 0  # bytes received of the request head being read
 
@@ -404,7 +408,7 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self._header_timer is None and self._awaiting_headers:
+            if self._head_deadline is None and self._awaiting_headers:
                 self._arm()
             super().data_received(data)
             # llhttp and uvicorn keep every header line: bound a request's head as h11
@@ -432,20 +436,28 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
             super().connection_lost(exc)
             self._signal.fire()
 
         def _arm(self) -> None:
-            self._header_timer = self.loop.call_later(limits.header_timeout, self._expired)
+            self._head_deadline = self.loop.time() + limits.header_timeout
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_at(self._head_deadline, self._expired)
 
         def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+            self._head_deadline = None
 
         def _expired(self) -> None:
             self._header_timer = None
-            if self._awaiting_headers and not self.transport.is_closing():
+            deadline = self._head_deadline
+            if deadline is None:  # no head being read: the next one arms the timer again
+                return
+            if self.loop.time() < deadline:  # a later request's head: wait for its deadline
+                self._header_timer = self.loop.call_at(deadline, self._expired)
+            elif self._awaiting_headers and not self.transport.is_closing():
                 self.transport.close()
 
     return GuardedHttpToolsProtocol
