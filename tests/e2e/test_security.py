@@ -149,6 +149,25 @@ async def test_a_kept_alive_connections_next_head_has_its_own_deadline(
 
 
 @PARSERS
+async def test_a_client_that_half_closes_still_reads_its_answer(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
+) -> None:
+    """``nc -N`` and some health checkers send the request, then shut their side: the
+    answer (held a moment by the httptools guard's corked writes) must still leave."""
+    async with (
+        limited(emulator_server) as runtime,
+        served(runtime, parser=parser) as port,
+    ):
+        for _ in range(5):
+            reader, writer = await raw(port)
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            writer.write_eof()
+            answer = await closed_by_server(reader)
+            assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"status":"alive"}')
+            writer.close()
+
+
+@PARSERS
 async def test_an_endless_request_head_is_refused_not_buffered(
     emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:

@@ -249,3 +249,25 @@ async def test_a_stream_without_alt_sse_is_a_json_array(http: httpx2.AsyncClient
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
     text = "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks)
     assert text == expected_text("hello")
+
+
+async def test_the_gemini_paths_are_found_under_a_mount_point(gateway: Gateway) -> None:
+    """Mounted under a prefix (a Starlette Mount, or uvicorn's --root-path), the gateway
+    routes by the path under it, as Starlette's router does."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    from gemini_failover.gateway import build_gateway_app, gateway_security
+
+    app = build_gateway_app(gateway.runtime, gateway_security("127.0.0.1", [KEY]), keys=[KEY])
+    outer = Starlette(routes=[Mount("/gw", app=app)])
+    transport = httpx2.ASGITransport(app=outer)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        client.headers["x-goog-api-key"] = KEY
+        listed = await client.get("/gw/v1beta/models")
+        assert listed.status_code == 200, listed.text
+        assert f"models/{PRIMARY}" in [m["name"] for m in listed.json()["models"]]
+        got = await client.get(f"/gw/v1beta/models/{PRIMARY}")
+        assert got.status_code == 200 and got.json()["name"] == f"models/{PRIMARY}"
+        outside = await client.get("/v1beta/models")  # not under the mount: not ours
+        assert outside.status_code == 404

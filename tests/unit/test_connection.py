@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gemini_failover.server.connection import CorkedTransport, DisconnectSignal
+from gemini_failover.server.connection import FLUSH_BYTES, CorkedTransport, DisconnectSignal
 
 
 class Recording(asyncio.Transport):
@@ -72,14 +72,35 @@ async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
     assert inner.events == [("abort", b"")]
 
 
-async def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+async def test_what_is_held_goes_to_a_closing_transport_but_not_after_the_loss() -> None:
     inner = Recording()
     corked = CorkedTransport(inner, asyncio.get_running_loop())
-    corked.write(b"too late")
-    inner.closing = True  # the peer went away before the flush
+    corked.write(b"answer")
+    inner.closing = True  # the client half-closed: it may still read
+    await _next_iteration()
+    assert inner.events == [("write", b"answer")]
+
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"held")
+    corked.lost()  # connection_lost: the peer is gone
+    corked.write(b"after")
     await _next_iteration()
     assert inner.events == []
-    assert corked.is_closing()
+    assert corked.get_write_buffer_size() == 0
+
+
+async def test_a_large_body_is_written_at_once_for_flow_control() -> None:
+    """The wrapped transport must see a large body in the same step, so that its
+    high-water mark pauses the writer before the next chunk."""
+    inner = Recording()
+    corked = CorkedTransport(inner, asyncio.get_running_loop())
+    corked.write(b"head")
+    body = b"x" * FLUSH_BYTES
+    corked.write(body)
+    assert inner.events == [("write", b"head" + body)]  # no loop iteration needed
+    await _next_iteration()
+    assert inner.events == [("write", b"head" + body)]
 
 
 def test_the_signal_calls_its_subscribers_once_and_late_ones_at_once() -> None:

@@ -139,7 +139,7 @@ class GeminiGateway:
         with one split rather than a walk through its router and middleware, which cost
         more than the rest of a request's routing); anything else goes to ``other``."""
         if scope["type"] == "http":
-            parts = scope["path"].split("/", 3)
+            parts = _route_path(scope).split("/", 3)
             if len(parts) > 2 and parts[2] == "models" and parts[1]:
                 if len(parts) == 3:
                     scope["path_params"] = {"version": parts[1]}
@@ -428,6 +428,16 @@ _NO_USAGE = Usage()
 def _alt(scope: Scope) -> bool:
     query = scope.get("query_string", b"")
     return b"alt=sse" in query and ("alt", "sse") in parse_qsl(query.decode("latin-1"))
+
+
+def _route_path(scope: Scope) -> str:
+    """The path under the app's mount point, as Starlette's router matches it (uvicorn's
+    ``--root-path``, or a ``Mount``, puts a prefix in ``root_path``)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("/", ""):
+        return path[len(root) :]
+    return path
 
 
 def _url_not_found(scope: Scope) -> ErrorReply:

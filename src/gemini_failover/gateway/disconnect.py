@@ -4,6 +4,7 @@ request), unless the request has passed the point where it should finish anyway.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable
 
 from starlette.types import Receive
@@ -47,6 +48,10 @@ async def until_disconnect(
             watch.fired = True
             watch.task.cancel()
 
+    if signal is not None and signal.lost:  # gone before the work began: nothing to do
+        if inspect.iscoroutine(work):
+            work.close()
+        return
     watcher = None
     if signal is None:
         watcher = asyncio.get_running_loop().create_task(_watch(receive, watch))

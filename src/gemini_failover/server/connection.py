@@ -26,7 +26,12 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DISCONNECT_SIGNAL", "CorkedTransport", "DisconnectSignal"]
+__all__ = ["DISCONNECT_SIGNAL", "FLUSH_BYTES", "CorkedTransport", "DisconnectSignal"]
+
+#: Held bytes that are written at once rather than at the next loop iteration: an
+#: answer's head and a small body are corked, a large body goes straight to the
+#: transport (whose high-water mark, 64 KiB, then pauses the writer as before).
+FLUSH_BYTES = 64 * 1024
 
 #: The scope key of a request's :class:`DisconnectSignal` (absent under other servers).
 DISCONNECT_SIGNAL = "gemini_failover.disconnect"
@@ -60,44 +65,61 @@ class DisconnectSignal:
 
 
 class CorkedTransport(asyncio.Transport):
-    """Wraps a transport: ``write`` buffers until the loop's next iteration; ``close``,
-    ``abort`` and ``write_eof`` keep the order of everything written before them.
-    Everything else is the wrapped transport's."""
+    """Wraps a transport: ``write`` buffers until the loop's next iteration (or until
+    :data:`FLUSH_BYTES` are held, so that the wrapped transport's flow control still
+    pauses a writer within one step); ``close``, ``abort`` and ``write_eof`` keep the
+    order of everything written before them. Everything else is the wrapped
+    transport's. The protocol calls :meth:`lost` from ``connection_lost``."""
 
-    __slots__ = ("_loop", "_pending", "_scheduled", "transport")
+    __slots__ = ("_held", "_loop", "_lost", "_pending", "_scheduled", "transport")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__()
         self.transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._held = 0  # bytes in _pending
         self._scheduled = False
+        self._lost = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
+        if not data or self._lost:
             return
         self._pending.append(bytes(data))
-        if not self._scheduled:
+        self._held += len(data)
+        if self._held >= FLUSH_BYTES:
+            self.flush()
+        elif not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self.flush)
+            self._loop.call_soon(self._flush_soon)
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:
             self.write(data)
 
-    def flush(self) -> None:
-        """Send what is held, as one write (a no-op once the transport is closing)."""
+    def _flush_soon(self) -> None:
         self._scheduled = False
-        pending, self._pending = self._pending, []
-        if pending and not self.transport.is_closing():
+        self.flush()
+
+    def flush(self) -> None:
+        """Send what is held, as one write (also to a transport that is closing, which
+        sends it or drops it as it would have anyway; nothing once the connection is
+        lost)."""
+        pending, self._pending, self._held = self._pending, [], 0
+        if pending and not self._lost:
             self.transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def lost(self) -> None:
+        """The connection is gone: drop what is held, write nothing more."""
+        self._lost = True
+        self._pending, self._held = [], 0
 
     def close(self) -> None:
         self.flush()
         self.transport.close()
 
     def abort(self) -> None:
-        self._pending.clear()
+        self._pending, self._held = [], 0
         self.transport.abort()
 
     def write_eof(self) -> None:
@@ -111,7 +133,7 @@ class CorkedTransport(asyncio.Transport):
         return self.transport.is_closing()
 
     def get_write_buffer_size(self) -> int:
-        return self.transport.get_write_buffer_size() + sum(map(len, self._pending))
+        return self.transport.get_write_buffer_size() + self._held
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return self.transport.get_write_buffer_limits()

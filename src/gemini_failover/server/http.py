@@ -396,10 +396,12 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
         _head_bytes = 0  # bytes received of the request head being read
 
         _signal: DisconnectSignal
+        _corked: CorkedTransport
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             # an answer's head and body leave in one write (see CorkedTransport)
-            super().connection_made(CorkedTransport(transport, self.loop))
+            self._corked = CorkedTransport(transport, self.loop)
+            super().connection_made(self._corked)
             self._signal = DisconnectSignal()
             if len(self.connections) > limits.max_connections:
                 log.warning("connection refused: %d connections open", limits.max_connections)
@@ -420,6 +422,12 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
                     self.transport.write(_HEAD_TOO_LARGE)
                     self.transport.close()
 
+        def eof_received(self) -> None:
+            # the client half-closed: uvicorn lets asyncio close the transport, which
+            # then drops any write, so an answer already written must leave now
+            self._corked.flush()
+            super().eof_received()
+
         def on_message_begin(self) -> None:
             super().on_message_begin()
             self.scope[DISCONNECT_SIGNAL] = self._signal  # type: ignore[literal-required]
@@ -439,6 +447,7 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
             if self._header_timer is not None:
                 self._header_timer.cancel()
                 self._header_timer = None
+            self._corked.lost()
             super().connection_lost(exc)
             self._signal.fire()
 
