@@ -89,6 +89,15 @@ async def limited(emulator_server: EmulatorServer, **http: Any) -> AsyncIterator
         yield runtime
 
 
+@asynccontextmanager
+async def guarded(
+    emulator_server: EmulatorServer, parser: Literal["h11", "httptools"], **http: Any
+) -> AsyncIterator[int]:
+    """A runtime with these HTTP limits, served on a free port (``served``)."""
+    async with limited(emulator_server, **http) as runtime, served(runtime, parser=parser) as port:
+        yield port
+
+
 async def raw(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     return await asyncio.open_connection("127.0.0.1", port)
 
@@ -112,10 +121,7 @@ PARSERS = pytest.mark.parametrize("parser", ["h11", "httptools"])
 async def test_half_sent_headers_are_cut_off(
     emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:
-    async with (
-        limited(emulator_server, header_timeout=0.2) as runtime,
-        served(runtime, parser=parser) as port,
-    ):
+    async with guarded(emulator_server, parser, header_timeout=0.2) as port:
         reader, writer = await raw(port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
         await writer.drain()
@@ -131,10 +137,7 @@ async def test_a_kept_alive_connections_next_head_has_its_own_deadline(
 ) -> None:
     """The second request's head, begun after the first answer, is cut off too (the
     httptools guard keeps one timer per connection and moves it to the later deadline)."""
-    async with (
-        limited(emulator_server, header_timeout=0.3) as runtime,
-        served(runtime, parser=parser) as port,
-    ):
+    async with guarded(emulator_server, parser, header_timeout=0.3) as port:
         reader, writer = await raw(port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await writer.drain()
@@ -154,10 +157,7 @@ async def test_a_client_that_half_closes_still_reads_its_answer(
 ) -> None:
     """``nc -N`` and some health checkers send the request, then shut their side: the
     answer (held a moment by the httptools guard's corked writes) must still leave."""
-    async with (
-        limited(emulator_server) as runtime,
-        served(runtime, parser=parser) as port,
-    ):
+    async with guarded(emulator_server, parser) as port:
         for _ in range(5):
             reader, writer = await raw(port)
             writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
@@ -171,10 +171,7 @@ async def test_a_client_that_half_closes_still_reads_its_answer(
 async def test_an_endless_request_head_is_refused_not_buffered(
     emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:
-    async with (
-        limited(emulator_server, header_timeout=30) as runtime,
-        served(runtime, parser=parser) as port,
-    ):
+    async with guarded(emulator_server, parser, header_timeout=30) as port:
         reader, writer = await raw(port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         with contextlib.suppress(ConnectionError):
