@@ -82,8 +82,11 @@ _ARRAY_HEADERS = ((b"content-type", b"application/json; charset=UTF-8"),)
 
 
 class _Entry:
-    """The gateway's Gemini paths first (:meth:`GeminiGateway.dispatch`), then Starlette
-    (the probes, /metrics, and the API's 404 for any other path)."""
+    """The gateway's ASGI entry: ``/{version}/models`` and ``/{version}/models/{rest}``
+    (what Starlette's routes ``/{version}/models`` and ``/{version}/models/{rest:path}``
+    match, found with one split rather than a walk through its router and middleware,
+    which cost more than the rest of a request's routing) go to the gateway; anything
+    else (the probes, /metrics, the API's 404) to Starlette."""
 
     __slots__ = ("api", "other")
 
@@ -91,7 +94,17 @@ class _Entry:
         self.api, self.other = api, other
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.api.dispatch(scope, receive, send, self.other)
+        if scope["type"] == "http":
+            parts = _route_path(scope).split("/", 3)
+            if len(parts) > 2 and parts[2] == "models" and parts[1]:
+                if len(parts) == 3:
+                    scope["path_params"] = {"version": parts[1]}
+                    await self.api.list_models(scope, receive, send)
+                else:
+                    scope["path_params"] = {"version": parts[1], "rest": parts[3]}
+                    await self.api.model_endpoint(scope, receive, send)
+                return
+        await self.other(scope, receive, send)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -132,23 +145,6 @@ class GeminiGateway:
         self._subscribed = False
         self._id_prefix = f"gw-{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count(1)
-
-    async def dispatch(self, scope: Scope, receive: Receive, send: Send, other: ASGIApp) -> None:
-        """``/{version}/models`` and ``/{version}/models/{rest}`` (what Starlette's
-        routes ``/{version}/models`` and ``/{version}/models/{rest:path}`` match, found
-        with one split rather than a walk through its router and middleware, which cost
-        more than the rest of a request's routing); anything else goes to ``other``."""
-        if scope["type"] == "http":
-            parts = _route_path(scope).split("/", 3)
-            if len(parts) > 2 and parts[2] == "models" and parts[1]:
-                if len(parts) == 3:
-                    scope["path_params"] = {"version": parts[1]}
-                    await self.list_models(scope, receive, send)
-                else:
-                    scope["path_params"] = {"version": parts[1], "rest": parts[3]}
-                    await self.model_endpoint(scope, receive, send)
-                return
-        await other(scope, receive, send)
 
     def _new_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids)}"

@@ -67,5 +67,5 @@ async def until_disconnect(
         watch.active = False
         if watcher is not None:
             watcher.cancel()
-        else:
-            signal.unsubscribe(lost)  # type: ignore[union-attr]
+        elif signal is not None:
+            signal.unsubscribe(lost)
