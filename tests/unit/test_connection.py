@@ -1,10 +1,19 @@
-"""The gateway protocol's per-connection helpers: corked writes and the disconnect signal."""
+"""The gateway protocol's per-connection helpers (corked writes, the disconnect signal)
+and when its answers are written."""
 
 from __future__ import annotations
 
 import asyncio
 
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.server import ServerState
+
 from gemini_failover.server.connection import FLUSH_BYTES, CorkedTransport, DisconnectSignal
+from gemini_failover.server.http import guarded_httptools
+from gemini_failover.settings_groups import HttpSettings
+
+LENGTH_2 = (b"content-length", b"2")
 
 
 class Recording(asyncio.Transport):
@@ -122,3 +131,58 @@ def test_the_signal_calls_its_subscribers_once_and_late_ones_at_once() -> None:
     assert calls == ["first"]
     signal.subscribe(lambda: calls.append("late"))
     assert calls == ["first", "late"] and signal.lost
+
+
+async def _serve_one(app: ASGIApp) -> Recording:
+    """The gateway's httptools protocol on a recording transport, given one request."""
+    inner = Recording()
+    config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="error")
+    config.load()
+    protocol = guarded_httptools(HttpSettings())(
+        config=config, server_state=ServerState(), app_state={}
+    )
+    protocol.connection_made(inner)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return inner
+
+
+async def test_a_whole_answer_leaves_before_the_app_step_ends() -> None:
+    """Once its last byte is sent, an answer is written at once: not after the rest of
+    the request's step (the manager's bookkeeping) and the loop's next poll."""
+    seen: list[list[tuple[str, bytes]]] = []
+    done = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": [LENGTH_2]})
+        assert inner.events == []  # the head waits for the body
+        await send({"type": "http.response.body", "body": b"{}"})
+        seen.append(list(inner.events))  # still this step
+        done.set()
+
+    inner = await _serve_one(app)
+    await done.wait()
+    assert len(seen[0]) == 1
+    kind, data = seen[0][0]
+    assert kind == "write" and data.startswith(b"HTTP/1.1 200 OK\r\n") and data.endswith(b"{}")
+
+
+async def test_a_streamed_answers_parts_are_still_corked_per_step() -> None:
+    seen: list[int] = []
+    done = asyncio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
+        seen.append(len(inner.events))  # nothing yet: head and first part go together
+        await _next_iteration()
+        seen.append(len(inner.events))
+        await send({"type": "http.response.body", "body": b""})
+        done.set()
+
+    inner = await _serve_one(app)
+    await done.wait()
+    assert seen == [0, 1]
+    assert inner.events[0][1].endswith(b"data: 1\n\n\r\n")  # one write: head and chunk
+    assert inner.events[-1] == ("write", b"0\r\n\r\n")

@@ -439,6 +439,9 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
             super().on_headers_complete()
 
         def on_response_complete(self) -> None:
+            # the answer is whole: it leaves now, not after the rest of this loop step
+            # (the request's clean-up, uvicorn's bookkeeping) and the next poll
+            self._corked.flush()
             self._awaiting_headers = not self.pipeline
             super().on_response_complete()
 
