@@ -152,7 +152,7 @@ class GeminiGateway:
     def _manager(self) -> FailoverManager:
         manager = self.runtime.manager
         if not self._subscribed:
-            manager.events.subscribe(self.tracker.handle)
+            manager.events.subscribe(self.tracker.handle, kinds=ProgressTracker.kinds)
             self._subscribed = True
         return manager
 

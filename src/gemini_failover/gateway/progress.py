@@ -35,7 +35,12 @@ class Progress:
 
 
 class ProgressTracker:
-    """Subscribed once to the manager's events; follows only the requests it watches."""
+    """Subscribed once to the manager's events; follows only the requests it watches.
+    Called inside ``publish`` (not deferred): a stream's next chunk names the model
+    writing it."""
+
+    #: the events it reads
+    kinds = (ev.AttemptFinished, ev.FailoverEvent, ev.ModelSkipped)
 
     def __init__(self) -> None:
         self._watching: dict[str, Progress] = {}

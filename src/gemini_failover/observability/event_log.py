@@ -53,6 +53,11 @@ class EventLogger:
             if kind.spec.log is not None:
                 self._handlers[kind] = self._compile(kind.spec.log)
 
+    @property
+    def kinds(self) -> tuple[type[Event], ...]:
+        """The events that log a line (the others need not be delivered)."""
+        return tuple(self._handlers)
+
     def handle(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:

@@ -222,6 +222,11 @@ class ManagerMetrics:
             if updates:
                 self._handlers[kind] = _all(updates)
 
+    @property
+    def kinds(self) -> tuple[type[Event], ...]:
+        """The events that feed a metric (the others need not be delivered)."""
+        return tuple(self._handlers)
+
     def handle(self, event: Event) -> None:
         handler = self._handlers.get(type(event))
         if handler is not None:

@@ -1,8 +1,9 @@
 """State changes as events. Metrics and logs subscribe; the manager only publishes.
 
 Polly v8 / Resilience4j style: the pipeline emits typed events and knows nothing of
-Prometheus or structlog. Subscribers are called synchronously, in order, and must be
-cheap; a subscriber that raises is a bug and propagates.
+Prometheus or structlog. The bus (:class:`EventBus`, see
+:mod:`gemini_failover.resilience.bus`) calls subscribers in order; those that only
+observe are called after the event loop's current step, off the path of an answer.
 
 Each event declares once, in its ``spec``, the log line it produces and the metrics it
 feeds (see :mod:`gemini_failover.resilience.event_spec`); the event logger and the
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from gemini_failover.resilience.bus import Bus
 from gemini_failover.resilience.errors import Category
 from gemini_failover.resilience.event_spec import (
     Activate,
@@ -475,18 +477,8 @@ Event = (
 Subscriber = Callable[[Event], None]
 
 
-class EventBus:
-    def __init__(self) -> None:
-        self._subscribers: list[Subscriber] = []
-
-    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
-        """Add a subscriber; returns a function that removes it."""
-        self._subscribers.append(subscriber)
-        return lambda: self._subscribers.remove(subscriber)
-
-    def publish(self, event: Event) -> None:
-        for subscriber in self._subscribers:
-            subscriber(event)
+class EventBus(Bus[Event]):
+    """The manager's event bus (see :mod:`gemini_failover.resilience.bus`)."""
 
 
 #: Every event type, in declaration order.

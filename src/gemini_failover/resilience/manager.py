@@ -96,7 +96,7 @@ class FailoverManager:
         self._store_health = self.store.health()
         #: Finished requests per capability asked for and outcome (for health).
         self.capability_counts: dict[str, dict[str, int]] = {}
-        self.events.subscribe(self._count_capability)
+        self.events.subscribe(self._count_capability, kinds=(ev.CapabilityRequested,))
         #: Conversation threads (conversation_id): Redis when redis_url is set, else
         #: this process. No I/O until a conversation is used.
         self.conversations: ConversationStore = conversations or open_conversation_store(
@@ -142,6 +142,7 @@ class FailoverManager:
         await self._profiles.fetch_all([*self.chain, *self.embedding_chain], timeout)
 
     async def aclose(self) -> None:
+        self.events.flush()  # the last calls' metrics and log lines
         await self._profiles.aclose()
         await self.conversations.aclose()
         await self.store.aclose()

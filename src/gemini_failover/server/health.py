@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from gemini_failover import __version__
+from gemini_failover.resilience.events import Event, FailoverEvent
 
 if TYPE_CHECKING:
-    from gemini_failover.resilience.events import Event
     from gemini_failover.resilience.manager import FailoverManager
 
 Status = Literal["ok", "degraded", "down"]
@@ -34,9 +34,10 @@ class FailoverClock:
     count: int = 0
     _wall: Any = field(default=time.time, repr=False)
 
-    def handle(self, event: Event) -> None:
-        from gemini_failover.resilience.events import FailoverEvent
+    #: the events it reads
+    kinds: ClassVar[tuple[type[Event], ...]] = (FailoverEvent,)
 
+    def handle(self, event: Event) -> None:
         if isinstance(event, FailoverEvent):
             self.at = self._wall()
             self.count += 1

@@ -195,9 +195,11 @@ class Runtime:
         manager = FailoverManager(settings, backend, store=_make_store(settings))
         metrics = ManagerMetrics(settings.models, default_endpoint=settings.default_endpoint_name)
         failovers = FailoverClock()
-        manager.events.subscribe(metrics.handle)
-        manager.events.subscribe(EventLogger().handle)
-        manager.events.subscribe(failovers.handle)
+        # what only observes runs after an answer is written (see resilience/bus.py)
+        logger = EventLogger()
+        manager.events.subscribe(metrics.handle, kinds=metrics.kinds, deferred=True)
+        manager.events.subscribe(logger.handle, kinds=logger.kinds, deferred=True)
+        manager.events.subscribe(failovers.handle, kinds=FailoverClock.kinds, deferred=True)
         if tracing_configured():  # OpenTelemetry: only when the OTEL_* variables ask
             if self._tracing is None:
                 await asyncio.to_thread(self._start_tracing)

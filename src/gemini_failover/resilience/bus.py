@@ -1,0 +1,122 @@
+"""The event bus: the manager publishes, metrics, logs and the rest subscribe.
+
+Subscribers are called in subscription order, each event in publish order. Two choices
+per subscriber keep the bus off the path of a call's answer:
+
+- ``kinds``: the event types it handles (subclasses included); it is not called for
+  the others. Routes are worked out once per event type.
+- ``deferred``: a subscriber that only observes (metrics, logs, the health page's
+  failover clock) is called after the current step of the event loop instead of inside
+  ``publish``, so that an answer is written before the bookkeeping of the call that
+  made it. Nothing waits on such a subscriber: anything that awaits I/O or another task
+  runs after it. Outside a running loop it is called at once. :meth:`EventBus.flush`
+  delivers what is pending now (at shutdown, say).
+
+A subscriber called inside ``publish`` that raises is a bug and propagates to the
+publisher; one called later is logged and the others still get the event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+__all__ = ["Bus"]
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Subscription(Generic[E]):
+    handler: Callable[[E], None]
+    kinds: tuple[type[E], ...] | None  # None: every event
+    deferred: bool
+
+    def wants(self, kind: type[E]) -> bool:
+        return self.kinds is None or issubclass(kind, self.kinds)
+
+
+class Bus(Generic[E]):
+    """An event bus for events of type ``E`` (the manager's is ``events.EventBus``)."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[_Subscription[E]] = []
+        #: per event type: (called in publish, called after the loop's step)
+        self._routes: dict[type[E], tuple[tuple[Callable[[E], None], ...], ...]] = {}
+        self._pending: list[tuple[E, tuple[Callable[[E], None], ...]]] = []
+        self._drain_on: asyncio.AbstractEventLoop | None = None  # a drain is scheduled there
+
+    def subscribe(
+        self,
+        subscriber: Callable[[E], None],
+        *,
+        kinds: Iterable[type[E]] | None = None,
+        deferred: bool = False,
+    ) -> Callable[[], None]:
+        """Add a subscriber (see the module docstring); returns a function that
+        removes it."""
+        subscription = _Subscription(
+            subscriber, tuple(kinds) if kinds is not None else None, deferred
+        )
+        self._subscriptions.append(subscription)
+        self._routes.clear()
+
+        def unsubscribe() -> None:
+            self._subscriptions.remove(subscription)
+            self._routes.clear()
+
+        return unsubscribe
+
+    def publish(self, event: E) -> None:
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        now, later = route[0], route[1]
+        for handler in now:
+            handler(event)
+        if later:
+            self._defer(event, later)
+
+    def flush(self) -> None:
+        """Deliver the deferred events now, in order."""
+        while self._pending:
+            pending, self._pending = self._pending, []
+            for event, handlers in pending:
+                for handler in handlers:
+                    try:
+                        handler(event)
+                    except Exception:
+                        log.exception("event subscriber %r failed on %s", handler, event)
+
+    def _route(self, kind: type[E]) -> tuple[tuple[Callable[[E], None], ...], ...]:
+        wanted = [s for s in self._subscriptions if s.wants(kind)]
+        route = (
+            tuple(s.handler for s in wanted if not s.deferred),
+            tuple(s.handler for s in wanted if s.deferred),
+        )
+        self._routes[kind] = route
+        return route
+
+    def _defer(self, event: E, handlers: tuple[Callable[[E], None], ...]) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop here: nothing to wait for
+            self.flush()
+            for handler in handlers:
+                handler(event)
+            return
+        if self._drain_on is not loop:
+            # events left by a loop that stopped before its drain ran go first
+            self.flush()
+            self._drain_on = loop
+            loop.call_soon(self._drain)
+        self._pending.append((event, handlers))
+
+    def _drain(self) -> None:
+        self._drain_on = None
+        self.flush()
