@@ -61,7 +61,7 @@ def test_unsubscribing_stops_delivery_even_after_the_route_was_worked_out() -> N
 
 
 async def test_a_deferred_subscriber_runs_after_the_step_in_publish_order() -> None:
-    bus: Bus[object] = Bus()
+    bus: Bus[Happened] = Bus()
     calls: list[str] = []
     bus.subscribe(lambda e: calls.append(f"observer {e.name}"), deferred=True)
     bus.subscribe(lambda e: calls.append(f"inline {e.name}"))
@@ -114,7 +114,7 @@ def test_an_inline_subscriber_that_raises_reaches_the_publisher() -> None:
 
 
 def test_events_left_by_a_stopped_loop_come_before_the_next_loops() -> None:
-    bus: Bus[object] = Bus()
+    bus: Bus[Happened] = Bus()
     seen: list[str] = []
     bus.subscribe(lambda e: seen.append(e.name), deferred=True)
     loop = asyncio.new_event_loop()
