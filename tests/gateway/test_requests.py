@@ -101,6 +101,9 @@ async def test_a_foreign_host_or_origin_is_refused(http: httpx2.AsyncClient) -> 
 BAD_BODIES: list[tuple[str, Any, int, str]] = [
     ("not JSON", b"{nope", 400, "Invalid JSON payload received."),
     ("a JSON array", b"[1, 2]", 400, "Invalid JSON payload received."),
+    # nesting deep enough to exhaust the standard library's recursion (it was a 500)
+    ("JSON nested 100,000 deep", b"[" * 100_000 + b"]" * 100_000, 400, "Invalid JSON payload"),
+    ("a NaN, which is not JSON", b'{"contents": NaN}', 400, "Invalid JSON payload received."),
     ("an unknown top-level field", {**BODY, "frobnicate": 1}, 400, 'Unknown name "frobnicate"'),
     (
         "an unknown config field",

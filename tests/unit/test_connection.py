@@ -136,7 +136,7 @@ def test_the_signal_calls_its_subscribers_once_and_late_ones_at_once() -> None:
 async def _serve_one(app: ASGIApp) -> Recording:
     """The gateway's httptools protocol on a recording transport, given one request."""
     inner = Recording()
-    config = uvicorn.Config(app, http="httptools", lifespan="off", log_level="error")
+    config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None)
     config.load()
     protocol = guarded_httptools(HttpSettings())(
         config=config, server_state=ServerState(), app_state={}

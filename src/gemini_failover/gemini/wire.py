@@ -25,6 +25,7 @@ import os
 from collections.abc import AsyncIterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from gemini_failover import json_codec
 from gemini_failover.gemini.answers import grounding_of, split_parts, usage_of
 from gemini_failover.protocol import GenerationRequest, GenerationResult, Usage
 from gemini_failover.resilience.errors import EmptyResponse, ResponseBlocked
@@ -98,7 +99,7 @@ def request_body(request: GenerationRequest) -> bytes:
         config["responseMimeType"] = "application/json"
         config["responseJsonSchema"] = request.response_schema
     body["generationConfig"] = config
-    return json.dumps(body).encode()
+    return json_codec.dumps(body)
 
 
 def _usage(meta: Any) -> Usage | None:
@@ -295,12 +296,10 @@ def _resource(model: str) -> str:
 
 
 def _json(content: bytes | str) -> Any:
-    """JSON of an answer; bytes that are not UTF-8 are a malformed answer (the error
-    table's network/malformed row), as on the SDK path, never a bug of ours."""
-    try:
-        return json.loads(content)
-    except UnicodeDecodeError as exc:
-        raise json.JSONDecodeError(f"not UTF-8: {exc.reason}", "", 0) from None
+    """JSON of an answer; bytes that are not JSON in UTF-8 raise ``JSONDecodeError``: a
+    malformed answer (the error table's network/malformed row), as on the SDK path,
+    never a bug of ours."""
+    return json_codec.loads(content)
 
 
 def _library_headers() -> dict[str, str]:

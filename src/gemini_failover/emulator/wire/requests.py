@@ -7,11 +7,12 @@ front end does for the fields a server needs: a field of the wrong type counts a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl
+
+from gemini_failover import json_codec
 
 from .inputs import PartInfo, ThinkingConfig, parse_parts, parse_thinking, tool_names
 
@@ -133,7 +134,7 @@ def parse_json_object(payload: bytes) -> dict[str, Any] | None:
     if not payload:
         return {}
     try:
-        body = json.loads(payload)
+        body = json_codec.loads(payload)  # bounded nesting: a decode error, not a crash
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

@@ -8,11 +8,12 @@ wait between frames while watching for the client to go away), which a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
 
 from starlette.types import Message, Receive, Send
+
+from gemini_failover import json_codec
 
 __all__ = [
     "JSON_HEADERS",
@@ -43,7 +44,7 @@ class ClientDisconnected(Exception):
 def encode_json(payload: Any) -> bytes:
     """JSON bytes (``bytes`` are passed through as they are: already encoded, or
     deliberately broken)."""
-    return payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return payload if isinstance(payload, bytes) else json_codec.dumps(payload)
 
 
 def sse_frame(payload: Any) -> bytes:
