@@ -82,3 +82,21 @@ def test_asking_only_for_thoughts_keeps_the_models_own_thinking_default() -> Non
         "thinking_budget": 24576,
         "include_thoughts": True,
     }
+
+
+def test_the_managers_choices_are_remembered_within_a_bound() -> None:
+    """``choose`` remembers what it resolved (a name per call on the gateway's path), at
+    most a bounded number of spellings (clients choose them), and never an unknown name."""
+    from gemini_failover.config import load_settings
+    from gemini_failover.resilience.manager import _MAX_CHOICES, FailoverManager
+
+    settings = load_settings(api_key="k", models=["gemini-2.5-pro", "gemini-2.5-flash"])
+    manager = FailoverManager(settings, backend=None)  # type: ignore[arg-type]  # never called
+    assert manager.choose("flash") is manager.choose("flash")
+    assert manager.choose("gemini:gemini-2.5-flash", failover=False).stop(2) == 2
+    spellings = [" " * i + "flash" for i in range(_MAX_CHOICES + 50)]
+    assert {manager.choose(s).start for s in spellings} == {1}  # past the bound: still right
+    assert len(manager._choices) == _MAX_CHOICES
+    for _ in range(2):
+        with pytest.raises(RequestFailed, match="unknown model"):
+            manager.choose("x")

@@ -77,7 +77,8 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
         )
         try:
             # httptools: the gateway's hot path (see docs/gateway.md, Performance)
-            await run_uvicorn(app, sock, settings.http, parser="httptools")
+            # nothing here reads the client's address or scheme: no X-Forwarded-* pass
+            await run_uvicorn(app, sock, settings.http, parser="httptools", proxy_headers=False)
         finally:
             profiles.cancel()
 

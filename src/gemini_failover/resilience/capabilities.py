@@ -172,16 +172,19 @@ class Needs:
 
     @staticmethod
     def of(request: GenerationRequest) -> Needs:
+        files = any(turn.attachments for turn in request.contents)  # usually none
         return Needs(
-            prompt_tokens=estimate_tokens(request.prompt_chars()) + file_tokens(request),
+            prompt_tokens=estimate_tokens(request.prompt_chars())
+            + (file_tokens(request) if files else 0),
             output_tokens=request.max_output_tokens,
             json_schema=request.structured,
             system_instruction=request.system_instruction is not None,
-            modalities=request.modalities(),
+            modalities=request.modalities() if files else frozenset(),
             url_context=request.uses_url_context,
             google_search=request.google_search,
             thinking=request.thinking,
-            uploads=any(
+            uploads=files
+            and any(
                 isinstance(a, Media) and a.data is None
                 for turn in request.contents
                 for a in turn.attachments

@@ -54,6 +54,8 @@ from gemini_failover.state.conversations import ConversationStore
 from gemini_failover.state.factory import open_conversation_store
 
 T = TypeVar("T")
+#: At most this many resolved model choices are remembered (``choose``).
+_MAX_CHOICES = 256
 
 
 class FailoverManager:
@@ -103,6 +105,8 @@ class FailoverManager:
             settings, settings.conversations, clock=self.clock
         )
         self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
+        #: resolved model choices: the chain and its aliases do not change
+        self._choices: dict[tuple[str | None, bool], ModelChoice] = {}
         self._ids = itertools.count(1)
 
     def _chain(self, models: list[str], **options: Any) -> Chain:
@@ -202,9 +206,16 @@ class FailoverManager:
         alias (``pro``, ``flash``, configured ones); with ``failover=False`` only that
         model serves. Raises RequestFailed (bad_request, listing the choices) for an
         unknown name."""
+        key = (start_at, failover)
+        choice = self._choices.get(key)
+        if choice is not None:
+            return choice
         if start_at is not None:  # "gemini:gemini-2.5-pro" is "gemini-2.5-pro"
             start_at = pairs.canonical(start_at, self.settings.default_endpoint_name)
-        return resolve(self.chain.names, self.settings.model_aliases, start_at, failover)
+        choice = resolve(self.chain.names, self.settings.model_aliases, start_at, failover)
+        if len(self._choices) < _MAX_CHOICES:  # the names in use: a few, but client-given
+            self._choices[key] = choice
+        return choice
 
     def model_choices(self) -> dict[str, str]:
         """Every name the ``model`` argument takes: chain models and aliases."""
