@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 
@@ -74,6 +75,29 @@ async def test_a_deferred_subscriber_runs_after_the_step_in_publish_order() -> N
     bus.publish(Happened("three"))  # a later step: scheduled again
     await _next_step()
     assert calls[-2:] == ["inline three", "observer three"]
+
+
+REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("request", default="none")
+
+
+async def test_a_deferred_subscriber_sees_each_publishers_context() -> None:
+    """One drain delivers the events of many requests: each in its own publisher's
+    context (a log line keeps its request's bound variables)."""
+    bus: Bus[Happened] = Bus()
+    seen: list[tuple[str, str]] = []
+    bus.subscribe(lambda e: seen.append((e.name, REQUEST.get())), deferred=True)
+    both_published = asyncio.Barrier(2)
+
+    async def request(name: str) -> None:
+        REQUEST.set(name)
+        bus.publish(Happened(name))
+        await both_published.wait()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(request("a"))
+        group.create_task(request("b"))
+    await _next_step()
+    assert seen == [("a", "a"), ("b", "b")]
 
 
 def test_without_a_running_loop_a_deferred_subscriber_runs_at_once() -> None:

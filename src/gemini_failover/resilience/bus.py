@@ -8,9 +8,9 @@ per subscriber keep the bus off the path of a call's answer:
 - ``deferred``: a subscriber that only observes (metrics, logs, the health page's
   failover clock) is called after the current step of the event loop instead of inside
   ``publish``, so that an answer is written before the bookkeeping of the call that
-  made it. Nothing waits on such a subscriber: anything that awaits I/O or another task
-  runs after it. Outside a running loop it is called at once. :meth:`EventBus.flush`
-  delivers what is pending now (at shutdown, say).
+  made it. It runs before the loop handles any further I/O, in the publisher's context
+  (contextvars: structlog's bound variables, say). Outside a running loop it is called
+  at once. :meth:`Bus.flush` delivers what is pending now (at shutdown, say).
 
 A subscriber called inside ``publish`` that raises is a bug and propagates to the
 publisher; one called later is logged and the others still get the event.
@@ -19,6 +19,7 @@ publisher; one called later is logged and the others still get the event.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ class Bus(Generic[E]):
         self._subscriptions: list[_Subscription[E]] = []
         #: per event type: (called in publish, called after the loop's step)
         self._routes: dict[type[E], tuple[tuple[Callable[[E], None], ...], ...]] = {}
-        self._pending: list[tuple[E, tuple[Callable[[E], None], ...]]] = []
+        #: deferred deliveries, each with the publisher's context (structlog's bound
+        #: variables, say: the drain runs once for the events of many requests)
+        self._pending: list[tuple[E, tuple[Callable[[E], None], ...], contextvars.Context]] = []
         self._drain_on: asyncio.AbstractEventLoop | None = None  # a drain is scheduled there
 
     def subscribe(
@@ -86,10 +89,10 @@ class Bus(Generic[E]):
         """Deliver the deferred events now, in order."""
         while self._pending:
             pending, self._pending = self._pending, []
-            for event, handlers in pending:
+            for event, handlers, context in pending:
                 for handler in handlers:
                     try:
-                        handler(event)
+                        context.run(handler, event)
                     except Exception:
                         log.exception("event subscriber %r failed on %s", handler, event)
 
@@ -115,7 +118,7 @@ class Bus(Generic[E]):
             self.flush()
             self._drain_on = loop
             loop.call_soon(self._drain)
-        self._pending.append((event, handlers))
+        self._pending.append((event, handlers, contextvars.copy_context()))
 
     def _drain(self) -> None:
         self._drain_on = None
