@@ -9,7 +9,10 @@ wants: nesting deeper than 1024 levels is a decode error (the standard library r
 
 Both functions raise what the standard library's do: :func:`loads` a
 ``json.JSONDecodeError`` (a ``ValueError``) for anything that is not a JSON document in
-UTF-8.
+UTF-8 (RFC 8259: no byte-order mark, not UTF-16). An integer beyond 64 bits is read as
+the nearest float, as the Gemini API reads every number of a JSON-Schema value (a
+``google.protobuf.Value`` holds doubles) and as its integer fields refuse it; the
+answers it sends have none (proto3 JSON writes 64-bit integers as strings).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from mcp.types import TextResourceContents
 
 from gemini_failover.emulator import Emulator, EmulatorServer, expected_text
 from gemini_failover.gemini.backend import GeminiBackend
+from gemini_failover.protocol import GenerationRequest
 from gemini_failover.resilience.manager import FailoverManager
 from gemini_failover.server.app import build_server
+from gemini_failover.server.runtime import Runtime
 from tests.e2e.conftest import (
     EMBEDDING,
     FALLBACK,
@@ -421,3 +423,22 @@ async def test_client_cancellation_closes_the_upstream_stream(
     status = {m["model"]: m for m in manager.model_status()}
     assert status[PRIMARY]["breaker"]["state"] == "closed"
     assert status[PRIMARY]["error_rate"] == 0
+
+
+async def test_metrics_and_health_count_a_call_the_moment_it_returns(
+    runtime: Runtime, emulator: Emulator
+) -> None:
+    """Metrics, logs and the failover clock observe after the loop's step (off the
+    answer's path); reading them right after a call, in the same step, still counts it:
+    the runtime delivers what is pending first."""
+    emulator.configure(PRIMARY, faults=[{"kind": "status", "code": 503}])
+    result = await runtime.manager.generate(GenerationRequest.from_prompt("hi"))
+    assert result.provenance.served_by == FALLBACK
+    health = runtime.health_now()  # no await in between: the same loop step
+    assert health["failovers_since_start"] == 1
+    assert health["last_failover"] is not None
+    exposition = runtime.metrics.render()[0].decode().splitlines()
+    served = (
+        f'dualmodelmanager_requests_total{{endpoint="gemini",model="{FALLBACK}",status_code="ok"}}'
+    )
+    assert f"{served} 1.0" in exposition

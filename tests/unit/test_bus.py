@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 from dataclasses import dataclass
 
 import pytest
@@ -161,3 +162,38 @@ def test_events_left_by_a_stopped_loop_come_before_the_next_loops() -> None:
     bus.publish(Happened("third"))  # no loop: at once
     bus.flush()  # nothing pending: a no-op
     assert seen == ["first", "second", "third"]
+
+
+async def test_an_interrupt_in_an_observer_leaves_the_later_events_pending() -> None:
+    bus: Bus[Happened] = Bus()
+    seen: list[str] = []
+
+    def observer(event: Happened) -> None:
+        if event.name == "stop":
+            raise KeyboardInterrupt
+        seen.append(event.name)
+
+    bus.subscribe(observer, deferred=True)
+    for name in ("a", "stop", "b", "c"):
+        bus.publish(Happened(name))
+    with pytest.raises(KeyboardInterrupt):
+        bus.flush()
+    assert seen == ["a"]
+    bus.flush()
+    assert seen == ["a", "b", "c"]
+
+
+async def test_a_publish_from_another_thread_is_delivered_there_leaving_the_loops_alone() -> None:
+    bus: Bus[Happened] = Bus()
+    seen: list[tuple[str, bool]] = []
+    loop_thread = threading.get_ident()
+    bus.subscribe(
+        lambda e: seen.append((e.name, threading.get_ident() == loop_thread)), deferred=True
+    )
+    bus.publish(Happened("on the loop"))  # pending until the step ends
+    worker = threading.Thread(target=bus.publish, args=(Happened("in a worker"),))
+    worker.start()
+    worker.join()  # within this step: the loop's event is still pending
+    assert seen == [("in a worker", False)]  # the worker did not take the loop's event
+    await _next_step()
+    assert seen == [("in a worker", False), ("on the loop", True)]

@@ -100,3 +100,5 @@ def test_the_managers_choices_are_remembered_within_a_bound() -> None:
     for _ in range(2):
         with pytest.raises(RequestFailed, match="unknown model"):
             manager.choose("x")
+    manager.settings = settings.model_copy(update={"model_aliases": {"x": "gemini-2.5-pro"}})
+    assert manager.choose("x").start == 0  # new settings: resolved afresh

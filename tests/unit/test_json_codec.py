@@ -21,9 +21,25 @@ def test_key_order_is_kept() -> None:
 
 @pytest.mark.parametrize(
     "document",
-    [b"[" * 5000 + b"]" * 5000, b"NaN", b'{"t": Infinity}', b'"\xff"', b"{nope"],
-    ids=["deep nesting", "NaN", "Infinity", "not UTF-8", "not JSON"],
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b"NaN",
+        b'{"t": Infinity}',
+        b'"\xff"',
+        b"{nope",
+        b"\xef\xbb\xbf{}",
+        "{}".encode("utf-16"),
+    ],
+    ids=["deep nesting", "NaN", "Infinity", "not UTF-8", "not JSON", "a BOM", "UTF-16"],
 )
 def test_what_is_not_a_json_document_is_a_decode_error(document: bytes) -> None:
     with pytest.raises(json.JSONDecodeError):
         json_codec.loads(document)
+
+
+def test_an_integer_beyond_64_bits_is_read_as_the_nearest_float() -> None:
+    """As the Gemini API reads a JSON-Schema value's numbers (doubles); within 64 bits
+    integers stay exact."""
+    value = json_codec.loads(b'{"maximum": 99999999999999999999, "u64": 18446744073709551615}')
+    assert value == {"maximum": 1e20, "u64": 2**64 - 1}
+    assert isinstance(value["u64"], int)

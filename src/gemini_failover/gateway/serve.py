@@ -77,8 +77,7 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
         )
         try:
             # httptools: the gateway's hot path (see docs/gateway.md, Performance)
-            # nothing here reads the client's address or scheme: no X-Forwarded-* pass
-            await run_uvicorn(app, sock, settings.http, parser="httptools", proxy_headers=False)
+            await run_uvicorn(app, sock, settings.http, parser="httptools")
         finally:
             profiles.cancel()
 

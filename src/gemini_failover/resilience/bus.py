@@ -13,7 +13,9 @@ per subscriber keep the bus off the path of a call's answer:
   at once. :meth:`Bus.flush` delivers what is pending now (at shutdown, say).
 
 A subscriber called inside ``publish`` that raises is a bug and propagates to the
-publisher; one called later is logged and the others still get the event.
+publisher; a deferred one that raises is logged and the others still get the event. A
+deferred subscriber gets the events published while it was subscribed, even if it
+unsubscribes before they are delivered.
 """
 
 from __future__ import annotations
@@ -86,15 +88,16 @@ class Bus(Generic[E]):
             self._defer(event, later)
 
     def flush(self) -> None:
-        """Deliver the deferred events now, in order."""
+        """Deliver the deferred events now, in order (on the thread of the loop that
+        published them)."""
         while self._pending:
             pending, self._pending = self._pending, []
-            for event, handlers, context in pending:
-                for handler in handlers:
-                    try:
-                        context.run(handler, event)
-                    except Exception:
-                        log.exception("event subscriber %r failed on %s", handler, event)
+            for i, (event, handlers, context) in enumerate(pending):
+                try:
+                    _deliver(event, handlers, context)
+                except BaseException:  # KeyboardInterrupt, say: the rest stay pending
+                    self._pending[:0] = pending[i + 1 :]
+                    raise
 
     def _route(self, kind: type[E]) -> tuple[tuple[Callable[[E], None], ...], ...]:
         wanted = [s for s in self._subscriptions if s.wants(kind)]
@@ -108,10 +111,12 @@ class Bus(Generic[E]):
     def _defer(self, event: E, handlers: tuple[Callable[[E], None], ...]) -> None:
         try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop here: nothing to wait for
-            self.flush()
-            for handler in handlers:
-                handler(event)
+        except RuntimeError:  # no loop on this thread: nothing to wait for
+            owner = self._drain_on
+            if owner is None or not owner.is_running():
+                self.flush()  # left by a loop that has stopped: they come first
+            # (else a loop on another thread owns the pending events: not touched here)
+            _deliver(event, handlers, contextvars.copy_context())
             return
         if self._drain_on is not loop:
             # events left by a loop that stopped before its drain ran go first
@@ -123,3 +128,13 @@ class Bus(Generic[E]):
     def _drain(self) -> None:
         self._drain_on = None
         self.flush()
+
+
+def _deliver(
+    event: E, handlers: tuple[Callable[[E], None], ...], context: contextvars.Context
+) -> None:
+    for handler in handlers:
+        try:
+            context.run(handler, event)
+        except Exception:
+            log.exception("event subscriber %r failed on %s", handler, event)

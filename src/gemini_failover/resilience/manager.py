@@ -107,6 +107,7 @@ class FailoverManager:
         self._id_prefix = uuid.uuid4().hex[:8]  # request ids: unique per process, cheap
         #: resolved model choices: the chain and its aliases do not change
         self._choices: dict[tuple[str | None, bool], ModelChoice] = {}
+        self._choices_for = settings
         self._ids = itertools.count(1)
 
     def _chain(self, models: list[str], **options: Any) -> Chain:
@@ -206,6 +207,8 @@ class FailoverManager:
         alias (``pro``, ``flash``, configured ones); with ``failover=False`` only that
         model serves. Raises RequestFailed (bad_request, listing the choices) for an
         unknown name."""
+        if self._choices_for is not self.settings:  # settings replaced: aliases may differ
+            self._choices, self._choices_for = {}, self.settings
         key = (start_at, failover)
         choice = self._choices.get(key)
         if choice is not None:

@@ -56,6 +56,7 @@ def health_document(
     started_at: float | None = None,
     failovers: FailoverClock | None = None,
 ) -> dict[str, Any]:
+    manager.events.flush()  # the failover clock and the rest: up to date
     from gemini_failover.observability.logging import redact_text
 
     status = manager.status()

@@ -282,8 +282,11 @@ class Runtime:
 
     @property
     def metrics(self) -> ManagerMetrics:
-        if self._metrics is None:
+        """The Prometheus metrics, counting everything published so far (the events
+        still deferred are delivered first)."""
+        if self._metrics is None or self._manager is None:
             raise RuntimeError("Runtime not started")
+        self._manager.events.flush()
         return self._metrics
 
     def start_on_demand(self, kick: Callable[[], None]) -> None:

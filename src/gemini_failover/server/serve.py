@@ -169,10 +169,7 @@ async def run_uvicorn(
     *,
     lifespan: Literal["on", "off"] = "on",
     parser: Literal["h11", "httptools"] = "h11",
-    proxy_headers: bool = True,
 ) -> None:
-    """``proxy_headers`` False: no X-Forwarded-* rewriting of the scope's client and
-    scheme (a middleware per request; for an app that reads neither)."""
     import uvicorn
 
     from gemini_failover.server.http import uvicorn_limits
@@ -184,7 +181,6 @@ async def run_uvicorn(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=5,
-        proxy_headers=proxy_headers,
         **uvicorn_limits(limits, parser),
     )
     server = uvicorn.Server(config)
