@@ -7,10 +7,15 @@ bench/startup.py.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
+
+import pytest
+
+from gemini_failover.server import gc_pause
 
 #: serve.run()'s steps for stdio up to the first tools/list (the runtime, which starts
 #: after it, is not started): settings, Runtime, the early log handler, the server.
@@ -42,11 +47,16 @@ DEFERRED = (
 )
 
 
-def _run(code: str) -> dict[str, object]:
+def _run(code: str, stdin: int | None = None) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_FAILOVER_")}
     env["GEMINI_API_KEY"] = "test-key"
     done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        env=env,
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
@@ -76,3 +86,56 @@ assemble_server(nothing, nothing)
 print(json.dumps({"handlers": [type(h).__name__ for h in logging.getLogger().handlers]}))
 """
     assert _run(code)["handlers"] == ["RichHandler"]
+
+
+def test_the_collector_paused_for_start_up_is_resumed_frozen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(gc.isenabled()))
+    assert gc.isenabled()
+    try:
+        gc_pause.pause()
+        assert not gc.isenabled()
+        gc_pause.resume()
+        assert gc.isenabled()
+        assert frozen == [False]  # frozen before the collector runs again
+        gc_pause.resume()  # idempotent
+        assert frozen == [False]
+    finally:
+        gc.enable()
+
+
+def test_a_collector_that_was_off_is_left_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+    gc.disable()
+    try:
+        gc_pause.pause()
+        gc_pause.resume()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_serve_resumes_the_collector_before_it_serves() -> None:
+    """The CLI pauses the collector; the stdio transport turns it back on once the
+    server is built, before it reads a message (not when the CLI returns)."""
+    code = """
+import gc, json, sys
+from gemini_failover.server import gc_pause
+
+calls = []
+real = gc_pause.resume
+def resume():
+    real()
+    calls.append([sys._getframe(1).f_code.co_name, gc.isenabled()])
+gc_pause.resume = resume
+from gemini_failover.cli import main
+code = main(["serve"])
+print(json.dumps({"code": code, "calls": calls}))
+"""
+    result = _run(code, stdin=subprocess.DEVNULL)
+    assert result["code"] == 0
+    calls = result["calls"]
+    assert isinstance(calls, list)
+    assert calls[0] == ["serve_stdio", True]
