@@ -386,6 +386,8 @@ def build_tools(
         return render.document(await health())
 
     tools: list[StrictTool] = []
+    #: Each output model's schema, made once (gemini_generate and gemini_chat share one).
+    schemas: dict[type[BaseModel], dict[str, Any]] = {}
 
     def add_tool(
         fn: Callable[..., Any],
@@ -407,7 +409,9 @@ def build_tools(
         )
         assert isinstance(tool, StrictTool)  # from_function builds a cls
         tool.parameters = portable_schema(tool.parameters)
-        tool.fn_metadata.output_schema = render.output_schema(output) if output else None
+        if output is not None and output not in schemas:
+            schemas[output] = render.output_schema(output)
+        tool.fn_metadata.output_schema = schemas[output] if output is not None else None
         tools.append(tool)
 
     add_tool(
