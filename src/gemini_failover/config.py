@@ -35,7 +35,6 @@ from pydantic_settings import (
 )
 
 from gemini_failover import pairs
-from gemini_failover.inputs.sandbox import parse_allowed_dirs
 from gemini_failover.inputs.settings import InputSettings
 from gemini_failover.settings_groups import (
     BreakerSettings,
@@ -172,6 +171,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_dirs(cls, value: Any) -> Any:
         if isinstance(value, str):
+            from gemini_failover.inputs.sandbox import parse_allowed_dirs
+
             value = parse_allowed_dirs(value)
         if isinstance(value, list):
             for d in value:

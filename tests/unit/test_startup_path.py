@@ -38,6 +38,7 @@ DEFERRED = (
     "gemini_failover.tools.calls",  # the request path
     "gemini_failover.protocol",  # its dataclasses (the settings use gemini_failover.kinds)
     "gemini_failover.state",  # the conversation store (conversation:// reads it)
+    "gemini_failover.inputs.sandbox",  # the files argument's sandbox
     "structlog",  # the full logging stack
     "prometheus_client",  # metrics
     "redis",  # shared state, only when configured
