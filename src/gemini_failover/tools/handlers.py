@@ -64,10 +64,12 @@ def _calls() -> ModuleType:
 def warm_up() -> None:
     """Import the request path now (call it in a worker thread after start-up), so the
     first tool calls do not wait for it."""
+    from gemini_failover.inputs.sandbox import Roots
     from gemini_failover.tools import arguments
 
     _calls()
     arguments.problem("warm-up", {"type": "object", "properties": {}}, {})
+    Roots(())  # the files sandbox (tools/files.py imports it on first use)
     from gemini_failover.observability.logging import redact_text
 
     redact_text("")
