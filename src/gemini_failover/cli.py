@@ -107,11 +107,21 @@ def _warn(message: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.scenario and not args.emulator:
+        return _fail("--scenario needs --emulator")
+    from gemini_failover.server import gc_pause
+
+    gc_pause.pause()  # until the server is built (the transport resumes it)
+    try:
+        return _run_server(args)
+    finally:
+        gc_pause.resume()
+
+
+def _run_server(args: argparse.Namespace) -> int:
     from gemini_failover.server.runtime import StartupError
     from gemini_failover.server.serve import ServeOptions, run
 
-    if args.scenario and not args.emulator:
-        return _fail("--scenario needs --emulator")
     options = ServeOptions(
         transport=args.transport,
         host=args.host,

@@ -10,10 +10,8 @@ never printed.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,7 +35,6 @@ from pydantic_settings import (
 )
 
 from gemini_failover import pairs
-from gemini_failover.inputs.sandbox import parse_allowed_dirs
 from gemini_failover.inputs.settings import InputSettings
 from gemini_failover.settings_groups import (
     BreakerSettings,
@@ -174,6 +171,8 @@ class Settings(BaseSettings):
     @classmethod
     def _split_dirs(cls, value: Any) -> Any:
         if isinstance(value, str):
+            from gemini_failover.inputs.sandbox import parse_allowed_dirs
+
             value = parse_allowed_dirs(value)
         if isinstance(value, list):
             for d in value:
@@ -375,6 +374,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     """Environment, then ``config_file`` (TOML), then ``overrides``, then defaults."""
     values: dict[str, Any] = {}
     if config_file is not None:
+        import tomllib  # only for a config file (start-up reads none by default)
+
         path = Path(config_file)
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -465,6 +466,8 @@ def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
             continue
         if any(name.startswith(p) for p in prefixes):
             continue
+        import difflib  # only for a variable that is not a setting
+
         close = difflib.get_close_matches(name, sorted(names), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         warnings.append(f"{raw} is not a setting and is ignored{hint}")

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-Role = Literal["user", "model"]
-#: What a model must be able to read for a request: its profile lists the ones it takes.
-Modality = Literal["text", "image", "audio", "video", "pdf"]
-ThinkingLevel = Literal["off", "low", "medium", "high"]
+from gemini_failover.kinds import Modality as Modality
+from gemini_failover.kinds import Role as Role
+from gemini_failover.kinds import ThinkingLevel as ThinkingLevel
 
 
 def modality_of(mime_type: str) -> Modality:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from gemini_failover.protocol import Modality
+from gemini_failover.kinds import Modality
 
 
 def _header_safe(secret: SecretStr) -> SecretStr:

@@ -7,9 +7,13 @@ connection (SSE) never multiplies it.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+import mcp.server.mcpserver.server as sdk_server
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.resources import FunctionResource
 
@@ -18,6 +22,8 @@ from gemini_failover.tools.files import FileInputs, roots_changed
 from gemini_failover.tools.handlers import HealthSource, ManagerSource, build_tools
 
 if TYPE_CHECKING:
+    from mcp.server.mcpserver.tools import Tool
+
     from gemini_failover.config import Settings
     from gemini_failover.resilience.manager import FailoverManager
 
@@ -57,6 +63,30 @@ def _watch_roots(server: MCPServer) -> None:
     )
 
 
+def _keep_root_logging(level: str = "INFO") -> None:
+    """Stands in for the SDK's configure_logging while the root logger has a handler."""
+
+
+@contextlib.contextmanager
+def _sdk_logging_skipped() -> Iterator[None]:
+    """MCPServer() calls the SDK's ``configure_logging``: ``logging.basicConfig`` with a
+    rich handler. Once the root logger has a handler (the server installs its own before
+    it builds this one, see serve.py) basicConfig changes nothing, but the SDK has
+    imported rich and built that handler first: about 15 ms of start-up, for nothing.
+    Then it is skipped; otherwise (a library caller that has not set up logging) the
+    SDK's logging is installed as always."""
+    namespace = vars(sdk_server)  # where MCPServer.__init__ looks the function up
+    configure = namespace.get("configure_logging")
+    if configure is None or not logging.getLogger().handlers:
+        yield
+        return
+    namespace["configure_logging"] = _keep_root_logging
+    try:
+        yield
+    finally:
+        namespace["configure_logging"] = configure
+
+
 def build_server(
     settings: Settings,
     manager: FailoverManager,
@@ -94,14 +124,16 @@ def assemble_server(
     ``get_manager()``; the resource and gemini_health await ``health()``. ``inputs``:
     the sandbox for the files argument (default: nothing readable)."""
     inputs = inputs if inputs is not None else FileInputs()
-    server: MCPServer = MCPServer(
-        SERVER_NAME,
-        title="Gemini with failover",
-        version=__version__,
-        instructions=INSTRUCTIONS,
-        log_level=_LOG_LEVELS.get(log_level, "INFO"),
-        tools=list(build_tools(get_manager, health, inputs)),
-    )
+    tools: list[Tool] = list(build_tools(get_manager, health, inputs))
+    with _sdk_logging_skipped():
+        server: MCPServer = MCPServer(
+            SERVER_NAME,
+            title="Gemini with failover",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            log_level=_LOG_LEVELS.get(log_level, "INFO"),
+            tools=tools,
+        )
     _watch_roots(server)
 
     # Conversations (conversation://{id}) and the prompts (second_opinion, ...).

@@ -1,21 +1,21 @@
 """The ``conversation://{id}`` resource template: a thread, compact (each turn's text
-cut short, the model that answered, the sources it cited)."""
+cut short, the model that answered, the sources it cited).
+
+The conversation store (gemini_failover.state) is imported by the first read, not at
+start-up: registering the template needs none of it."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
-from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
-from gemini_failover.state.conversations import (
-    Conversation,
-    ConversationError,
-    ConversationNotFound,
-    InvalidConversationId,
-    validate_conversation_id,
-)
-from gemini_failover.tools.handlers import ManagerSource
+if TYPE_CHECKING:
+    from mcp.server.mcpserver import MCPServer
+
+    from gemini_failover.state.conversations import Conversation
+    from gemini_failover.tools.handlers import ManagerSource
 
 URI_TEMPLATE = "conversation://{conversation_id}"
 #: Characters of each turn shown (the whole text goes to the model when continued).
@@ -55,6 +55,13 @@ def render(conversation: Conversation) -> str:
 
 def add_conversation_resource(server: MCPServer, get_manager: ManagerSource) -> None:
     async def read_conversation(conversation_id: str) -> str:
+        from gemini_failover.state.conversations import (
+            ConversationError,
+            ConversationNotFound,
+            InvalidConversationId,
+            validate_conversation_id,
+        )
+
         manager = await get_manager()
         try:
             thread = await manager.conversations.load(validate_conversation_id(conversation_id))

@@ -4,9 +4,10 @@ by prompts/list; Claude Desktop shows them in its prompt menu).
 Each prompt is a user message for the *calling* assistant: it says which gemini_*
 tool to call with which options (the strongest model, thinking high) and what to do
 with the answer, with the user's material inside it.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here, as in tools/handlers.py: the SDK reads
+the prompts' annotations when it registers them, and would eval strings each time.
+"""
 
 from typing import Annotated
 

@@ -12,6 +12,9 @@ first and run uvicorn on a socket bound here.
 
 Right after the runtime has started, ``warm_up`` imports the request path and fetches
 the models' limits in the background, so the first tool calls do not wait for them.
+
+The CLI pauses the cyclic garbage collector while the server is built; each transport
+resumes it before it serves (gc_pause.py).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import anyio
 
+from gemini_failover.server import gc_pause
 from gemini_failover.server.runtime import Runtime, StartupError
 
 if TYPE_CHECKING:
@@ -293,6 +297,7 @@ async def serve_stdio(
             runtime.start_on_demand(kick)
             server.middleware.append(_StartAfterListing(kick))
             tg.start_soon(_kick_later, kick)
+            gc_pause.resume()  # the server is built (see gc_pause)
             await server.run_stdio_async()
             tg.cancel_scope.cancel()
     finally:
@@ -327,6 +332,7 @@ async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
             base,
         )
         app = build_http_app(runtime, server, "http" if transport == "http" else "sse", security)
+        gc_pause.resume()  # the server is built (see gc_pause)
         await run_uvicorn(app, sock, settings.http)
         tg.cancel_scope.cancel()
 

@@ -16,6 +16,9 @@ the operator's ``GEMINI_FAILOVER_ALLOWED_DIRS``:
 The roots are asked for through the SDK's resolver mechanism (``ListRoots``), which
 works on every protocol version; they are cached per connection until the client says
 they changed (a client that cannot say so is asked on every call that names files).
+
+The sandbox (inputs/sandbox.py) is imported by the first call that reads files or
+reports the roots, not when the server starts.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from urllib.parse import urlsplit
 
 from mcp.server.mcpserver.exceptions import ToolError
 
-from gemini_failover.inputs.sandbox import InputError, Roots
 from gemini_failover.inputs.settings import InputSettings
 from gemini_failover.tools.models import FileIncluded, FileLeftOut, FilesOutput, LeftOutCount
 
 if TYPE_CHECKING:
     from gemini_failover.inputs.loader import Loaded
+    from gemini_failover.inputs.sandbox import Roots
     from gemini_failover.protocol import Media
 
 log = logging.getLogger("gemini_failover.tools")
@@ -97,6 +100,8 @@ def _within(path: str, folder: str) -> bool:
 def intersect(client: Roots, allowed: Roots) -> Roots:
     """The folders inside both a client root and an allowed dir (real paths, compared
     by components; a case-insensitive filesystem can only make this narrower)."""
+    from gemini_failover.inputs.sandbox import Roots
+
     out: list[str] = []
     for c in client.dirs:
         for a in allowed.dirs:
@@ -126,11 +131,15 @@ class FileInputs:
     @property
     def allowed(self) -> Roots:
         if self._allowed is None:
+            from gemini_failover.inputs.sandbox import Roots
+
             self._allowed = Roots(self.allowed_dirs)
         return self._allowed
 
     def roots_for(self, ctx: Any, resolved: Any) -> Roots:
         """The readable folders for this call, from what ``ask_roots`` resolved to."""
+        from gemini_failover.inputs.sandbox import Roots
+
         if isinstance(resolved, Roots):
             self._last = ("client_roots", resolved)
             return resolved
@@ -153,6 +162,8 @@ class FileInputs:
 
     @staticmethod
     def _client_roots(result: Any) -> Roots:
+        from gemini_failover.inputs.sandbox import InputError, Roots
+
         dirs: list[str] = []
         for root in getattr(result, "roots", ()):
             uri = str(root.uri)
@@ -192,6 +203,7 @@ class FileInputs:
         if not files:
             return None
         from gemini_failover.inputs.loader import load_files
+        from gemini_failover.inputs.sandbox import InputError
 
         roots = self.roots_for(ctx, resolved)
         current_roots.set(roots)

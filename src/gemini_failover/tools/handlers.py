@@ -8,9 +8,12 @@ as text, everything else structured). calls.py (and with it the request path) is
 imported by the first tool call or by ``warm_up()``, so listing the tools stays cheap.
 The tools are StrictTools (arguments.py): closed input schemas, strict types, one-line
 messages for invalid arguments.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the SDK reads each handler's
+annotations several times while it builds the tools (signature, context, resolvers),
+and string annotations would be eval'ed every time (~3 ms of start-up); these are
+evaluated once, when build_tools defines the handlers.
+"""
 
 from collections.abc import Awaitable, Callable
 from types import ModuleType
@@ -64,10 +67,12 @@ def _calls() -> ModuleType:
 def warm_up() -> None:
     """Import the request path now (call it in a worker thread after start-up), so the
     first tool calls do not wait for it."""
+    from gemini_failover.inputs.sandbox import Roots
     from gemini_failover.tools import arguments
 
     _calls()
     arguments.problem("warm-up", {"type": "object", "properties": {}}, {})
+    Roots(())  # the files sandbox (tools/files.py imports it on first use)
     from gemini_failover.observability.logging import redact_text
 
     redact_text("")
@@ -386,6 +391,8 @@ def build_tools(
         return render.document(await health())
 
     tools: list[StrictTool] = []
+    #: Each output model's schema, made once (gemini_generate and gemini_chat share one).
+    schemas: dict[type[BaseModel], dict[str, Any]] = {}
 
     def add_tool(
         fn: Callable[..., Any],
@@ -407,7 +414,9 @@ def build_tools(
         )
         assert isinstance(tool, StrictTool)  # from_function builds a cls
         tool.parameters = portable_schema(tool.parameters)
-        tool.fn_metadata.output_schema = render.output_schema(output) if output else None
+        if output is not None and output not in schemas:
+            schemas[output] = render.output_schema(output)
+        tool.fn_metadata.output_schema = schemas[output] if output is not None else None
         tools.append(tool)
 
     add_tool(

@@ -9,11 +9,14 @@ gemini_chat, gemini_generate_json) share one definition.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
 
-from gemini_failover.protocol import Thinking, ThinkingLevel
+from gemini_failover.kinds import ThinkingLevel
+
+if TYPE_CHECKING:
+    from gemini_failover.protocol import Thinking
 
 #: Largest thinking budget any Gemini model takes (2.5 Pro: 32,768).
 MAX_THINKING_BUDGET = 32_768
@@ -86,6 +89,8 @@ class Options:
         """The request's Thinking, or None when no thinking argument was given."""
         if self.thinking is None and self.thinking_budget is None and not self.include_thoughts:
             return None
+        from gemini_failover.protocol import Thinking  # the request path's (see kinds.py)
+
         return Thinking(
             level=self.thinking,  # None: the model's default (only thoughts asked for)
             budget=self.thinking_budget,
