@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     gateway.add_argument("--emulator", action="store_true", help="upstream: a built-in emulator")
     gateway.add_argument("--scenario", metavar="FILE", help="emulator scenario JSON")
     gateway.add_argument("--allowed-host", action="append", default=[], metavar="NAME")
+    gateway.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop (default auto: uvloop where installed)",
+    )
 
     check = sub.add_parser(
         "check",
@@ -146,7 +152,13 @@ def _gateway(args: argparse.Namespace) -> int:
     if args.scenario and not args.emulator:
         return _fail("--scenario needs --emulator")
     options = GatewayOptions(
-        args.host, args.port, args.config, args.emulator, args.scenario, tuple(args.allowed_host)
+        args.host,
+        args.port,
+        args.config,
+        args.emulator,
+        args.scenario,
+        tuple(args.allowed_host),
+        args.loop,
     )
     try:
         run(options)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from gemini_failover.config import Settings
 from gemini_failover.gateway.auth import gateway_security
@@ -40,6 +42,7 @@ class GatewayOptions:
     emulator: bool = False
     scenario: str | None = None
     allowed_hosts: tuple[str, ...] = field(default=())
+    loop: Literal["auto", "asyncio", "uvloop"] = "auto"
 
 
 def gateway_keys(settings: Settings) -> list[str]:
@@ -68,12 +71,13 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
         app = build_gateway_app(runtime, security, keys=keys)
         log.info(
             "Gemini-compatible gateway at %s/v1beta (chain: %s; aliases: %s; client keys: %s; "
-            "metrics: %s/metrics)",
+            "metrics: %s/metrics; event loop: %s)",
             url_of(host, sock.getsockname()[1]),
             ", ".join(runtime.settings.models),
             ", ".join(settings.gateway_aliases),
             f"{len(keys)} configured" if keys else "none (loopback only)",
             url_of(host, sock.getsockname()[1]),
+            type(asyncio.get_running_loop()).__module__.split(".")[0],
         )
         try:
             # httptools: the gateway's hot path (see docs/gateway.md, Performance)
@@ -106,5 +110,23 @@ def run(options: GatewayOptions) -> None:
     full_logging(settings)
     warn_unknown_variables()
     _register_keys(keys)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve_gateway(runtime, options))
+    factory = loop_factory(options.loop)
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve_gateway(runtime, options))
+
+
+def loop_factory(
+    choice: Literal["auto", "asyncio", "uvloop"],
+) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The gateway's event loop: uvloop where installed (``auto``; its loop is C where
+    asyncio's is Python: ~12% less CPU per call, see docs/gateway.md#cost), else
+    asyncio's (None)."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise StartupError("--loop uvloop: uvloop is not installed") from None
+        return None
+    return uvloop.new_event_loop
