@@ -3,7 +3,8 @@
 (median and p99 per call), and throughput with 200 calls in flight.
 
 The emulator and the gateway each run in their own process, as they would in
-production, so the client, the gateway and the emulator do not share an event loop.
+production, so the client, the gateway and the emulator do not share an event loop; the
+gateway runs on its default loop (uvloop where installed).
 
     python -m bench.gateway [--calls 1000] [--throughput-calls 4000]
 """
