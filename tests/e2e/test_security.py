@@ -155,8 +155,9 @@ async def test_a_kept_alive_connections_next_head_has_its_own_deadline(
 async def test_a_client_that_half_closes_still_reads_its_answer(
     emulator_server: EmulatorServer, parser: Literal["h11", "httptools"]
 ) -> None:
-    """``nc -N`` and some health checkers send the request, then shut their side: the
-    answer (held a moment by the httptools guard's corked writes) must still leave."""
+    """``nc -N`` and some health checkers send the request, then shut their side: an
+    answer made at once (held a moment by the httptools guard's corked writes) must still
+    leave. (One that waits on upstream is not sent: end-of-stream means the client left.)"""
     async with guarded(emulator_server, parser) as port:
         for _ in range(5):
             reader, writer = await raw(port)

@@ -120,23 +120,30 @@ def test_a_collector_that_was_off_is_left_off(monkeypatch: pytest.MonkeyPatch) -
 
 def test_serve_resumes_the_collector_before_it_serves() -> None:
     """The CLI pauses the collector; the stdio transport turns it back on once the
-    server is built, before it reads a message (not when the CLI returns)."""
+    server is built, before it reads a message (not when the CLI returns). What the real
+    CLI has loaded by then is what tools/list is answered with: none of DEFERRED."""
     code = """
 import gc, json, sys
 from gemini_failover.server import gc_pause
 
 calls = []
+modules = []
 real = gc_pause.resume
 def resume():
     real()
     calls.append([sys._getframe(1).f_code.co_name, gc.isenabled()])
+    modules.append(sorted(sys.modules))
 gc_pause.resume = resume
 from gemini_failover.cli import main
 code = main(["serve"])
-print(json.dumps({"code": code, "calls": calls}))
+print(json.dumps({"code": code, "calls": calls, "modules": modules[0]}))
 """
     result = _run(code, stdin=subprocess.DEVNULL)
     assert result["code"] == 0
     calls = result["calls"]
     assert isinstance(calls, list)
     assert calls[0] == ["serve_stdio", True]
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    loaded = [name for name in DEFERRED if name in modules]
+    assert loaded == [], f"imported by the CLI before the first message: {loaded}"

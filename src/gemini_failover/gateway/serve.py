@@ -17,6 +17,7 @@ from typing import Literal
 
 from gemini_failover.config import Settings
 from gemini_failover.gateway.auth import gateway_security
+from gemini_failover.server import stop_signals
 from gemini_failover.server.runtime import Runtime, StartupError, require_api_key
 from gemini_failover.server.serve import (
     ServeOptions,
@@ -84,6 +85,7 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
             await run_uvicorn(app, sock, settings.http, parser="httptools")
         finally:
             profiles.cancel()
+    log.info("gateway stopped (state, connections and traces closed)")
 
 
 def run(options: GatewayOptions) -> None:
@@ -111,8 +113,10 @@ def run(options: GatewayOptions) -> None:
     warn_unknown_variables()
     _register_keys(keys)
     factory = loop_factory(options.loop)
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(serve_gateway(runtime, options))
+    with contextlib.suppress(KeyboardInterrupt):
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve_gateway(runtime, options))
+        stop_signals.raise_stop_signals()  # everything is closed: end as the signal says
 
 
 def loop_factory(

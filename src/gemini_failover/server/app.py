@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -63,6 +64,9 @@ def _watch_roots(server: MCPServer) -> None:
     )
 
 
+_SWAP = threading.Lock()
+
+
 def _keep_root_logging(level: str = "INFO") -> None:
     """Stands in for the SDK's configure_logging while the root logger has a handler."""
 
@@ -76,15 +80,16 @@ def _sdk_logging_skipped() -> Iterator[None]:
     Then it is skipped; otherwise (a library caller that has not set up logging) the
     SDK's logging is installed as always."""
     namespace = vars(sdk_server)  # where MCPServer.__init__ looks the function up
-    configure = namespace.get("configure_logging")
-    if configure is None or not logging.getLogger().handlers:
-        yield
-        return
-    namespace["configure_logging"] = _keep_root_logging
-    try:
-        yield
-    finally:
-        namespace["configure_logging"] = configure
+    with _SWAP:  # servers built on two threads at once must not keep the stand-in
+        configure = namespace.get("configure_logging")
+        if configure is None or not logging.getLogger().handlers:
+            yield
+            return
+        namespace["configure_logging"] = _keep_root_logging
+        try:
+            yield
+        finally:
+            namespace["configure_logging"] = configure
 
 
 def build_server(

@@ -424,7 +424,9 @@ def guarded_httptools(limits: HttpSettings) -> type[HttpToolsProtocol]:
 
         def eof_received(self) -> None:
             # the client half-closed: uvicorn lets asyncio close the transport, which
-            # then drops any write, so an answer already written must leave now
+            # then drops any write, so an answer already written must leave now. (An
+            # answer still being made is not sent: end-of-stream is taken as the
+            # client leaving, as nginx takes it, so that its upstream call stops.)
             self._corked.flush()
             super().eof_received()
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import anyio
 
-from gemini_failover.server import gc_pause
+from gemini_failover.server import gc_pause, stop_signals
 from gemini_failover.server.runtime import Runtime, StartupError
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ async def run_uvicorn(
         timeout_graceful_shutdown=5,
         **uvicorn_limits(limits, parser),
     )
-    server = uvicorn.Server(config)
+    server = stop_signals.server(config)  # a signal is raised again after the close
     try:
         await server.serve(sockets=[sock])
     finally:
@@ -335,6 +335,7 @@ async def serve_http(runtime: Runtime, options: ServeOptions) -> None:
         gc_pause.resume()  # the server is built (see gc_pause)
         await run_uvicorn(app, sock, settings.http)
         tg.cancel_scope.cancel()
+    log.info("server stopped (state, connections and traces closed)")
 
 
 def run(options: ServeOptions) -> None:
@@ -367,3 +368,4 @@ def run(options: ServeOptions) -> None:
         main = serve_http(runtime, options)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main)
+        stop_signals.raise_stop_signals()  # everything is closed: end as the signal says
