@@ -147,6 +147,7 @@ def _run_server(args: argparse.Namespace) -> int:
 
 def _gateway(args: argparse.Namespace) -> int:
     from gemini_failover.gateway.serve import GatewayOptions, run
+    from gemini_failover.server import gc_pause
     from gemini_failover.server.runtime import StartupError
 
     if args.scenario and not args.emulator:
@@ -160,10 +161,13 @@ def _gateway(args: argparse.Namespace) -> int:
         tuple(args.allowed_host),
         args.loop,
     )
+    gc_pause.pause()  # until the gateway is built (serve_gateway resumes it)
     try:
         run(options)
     except StartupError as exc:
         return _fail(str(exc))
+    finally:
+        gc_pause.resume()
     return 0
 
 

@@ -1,6 +1,12 @@
-"""`gemini-failover gateway` refuses what would be unsafe or wrong before it serves."""
+"""`gemini-failover gateway` refuses what would be unsafe or wrong before it serves, and
+starts as ``serve`` does (the collector paused while it is built)."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -47,3 +53,34 @@ def test_the_cli_needs_an_upstream_key_or_the_emulator(
     assert main(["gateway", "--port", "0"]) == 1
     assert "GEMINI_API_KEY is not set" in capsys.readouterr().err
     assert main(["gateway", "--scenario", "x.json"]) == 1
+
+
+def test_the_gateway_resumes_the_collector_frozen_before_it_serves() -> None:
+    """As ``serve`` does: the collector is paused while the gateway and its runtime are
+    built, then resumes (start-up's objects frozen) before the first request."""
+    code = """
+import gc, json, signal, sys
+from gemini_failover.server import gc_pause
+
+calls = []
+real = gc_pause.resume
+def resume():
+    was_paused = not gc.isenabled()
+    real()
+    frozen = gc.get_freeze_count() > 0
+    calls.append([sys._getframe(1).f_code.co_name, was_paused, gc.isenabled(), frozen])
+    if len(calls) == 1:
+        signal.raise_signal(signal.SIGINT)  # stop before serving
+gc_pause.resume = resume
+from gemini_failover.cli import main
+code = main(["gateway", "--emulator", "--port", "0"])
+print(json.dumps({"code": code, "calls": calls}))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEMINI_FAILOVER_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] == 0
+    assert result["calls"][0] == ["serve_gateway", True, True, True]

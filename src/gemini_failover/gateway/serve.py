@@ -17,7 +17,7 @@ from typing import Literal
 
 from gemini_failover.config import Settings
 from gemini_failover.gateway.auth import gateway_security
-from gemini_failover.server import stop_signals
+from gemini_failover.server import gc_pause, stop_signals
 from gemini_failover.server.runtime import Runtime, StartupError, require_api_key
 from gemini_failover.server.serve import (
     ServeOptions,
@@ -70,6 +70,7 @@ async def serve_gateway(runtime: Runtime, options: GatewayOptions) -> None:
         # the models' limits, in the background: the first requests do not wait for them
         profiles = asyncio.create_task(runtime.manager.fetch_profiles())
         app = build_gateway_app(runtime, security, keys=keys)
+        gc_pause.resume()  # what start-up built is frozen out of collections (gc_pause)
         log.info(
             "Gemini-compatible gateway at %s/v1beta (chain: %s; aliases: %s; client keys: %s; "
             "metrics: %s/metrics; event loop: %s)",

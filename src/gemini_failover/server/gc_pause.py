@@ -6,10 +6,10 @@ and the tools' pydantic models, their schemas and validators) and almost no garb
 it grows: a few full collections, about 40 ms of a 600 ms start, that find nothing.
 
 The CLI pauses it before its first heavy import; the transport resumes it once the
-MCP server is built, before it serves: the objects made so far are frozen
-(``gc.freeze``: moved to a generation that no collection walks, which also keeps every
-later full collection from walking them again) and the collector runs as usual from
-then on. A collector that was already off is left alone.
+MCP server (or the gateway, with its runtime started) is built, before it serves: the
+objects made so far are frozen (``gc.freeze``: moved to a generation that no
+collection walks, which also keeps every later full collection from walking them
+again) and the collector runs as usual from then on. A collector that was already off is left alone.
 """
 
 from __future__ import annotations
