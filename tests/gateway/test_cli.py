@@ -72,6 +72,7 @@ def resume():
     if len(calls) == 1:
         signal.raise_signal(signal.SIGINT)  # stop before serving
 gc_pause.resume = resume
+signal.signal(signal.SIGINT, signal.default_int_handler)  # even if inherited as ignored
 from gemini_failover.cli import main
 code = main(["gateway", "--emulator", "--port", "0"])
 print(json.dumps({"code": code, "calls": calls}))

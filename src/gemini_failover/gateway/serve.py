@@ -114,10 +114,13 @@ def run(options: GatewayOptions) -> None:
     warn_unknown_variables()
     _register_keys(keys)
     factory = loop_factory(options.loop)
-    with contextlib.suppress(KeyboardInterrupt):
-        with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(serve_gateway(runtime, options))
-        stop_signals.raise_stop_signals()  # everything is closed: end as the signal says
+    # a stop signal is raised again once everything is closed (stop_signals)
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        stop_signals.deferred(),
+        asyncio.Runner(loop_factory=factory) as runner,
+    ):
+        runner.run(serve_gateway(runtime, options))
 
 
 def loop_factory(

@@ -173,7 +173,10 @@ async def run_uvicorn(
     *,
     lifespan: Literal["on", "off"] = "on",
     parser: Literal["h11", "httptools"] = "h11",
+    defer_signals: bool = True,
 ) -> None:
+    """``defer_signals`` False: a stop signal ends the process at once, as uvicorn does
+    (the stdio transport's metrics listener: stdio is what the process serves)."""
     import uvicorn
 
     from gemini_failover.server.http import uvicorn_limits
@@ -187,7 +190,7 @@ async def run_uvicorn(
         timeout_graceful_shutdown=5,
         **uvicorn_limits(limits, parser),
     )
-    server = stop_signals.server(config)  # a signal is raised again after the close
+    server = stop_signals.server(config, defer_signals=defer_signals)
     try:
         await server.serve(sockets=[sock])
     finally:
@@ -226,7 +229,8 @@ async def _start_in_background(
         security = Security.for_bind(host, _token(settings), options.allowed_hosts)
         log.info("metrics at %s/metrics", url_of(host, metrics.getsockname()[1]))
         app = metrics_app(runtime, security)
-        tg.start_soon(functools.partial(run_uvicorn, lifespan="off"), app, metrics, settings.http)
+        listener = functools.partial(run_uvicorn, lifespan="off", defer_signals=False)
+        tg.start_soon(listener, app, metrics, settings.http)
     try:
         await runtime.start()
     except Exception as exc:  # any start-up failure ends the server, said once
@@ -366,6 +370,6 @@ def run(options: ServeOptions) -> None:
         full_logging(settings)
         warn_unknown_variables()
         main = serve_http(runtime, options)
-    with contextlib.suppress(KeyboardInterrupt):
+    # a stop signal is raised again once everything is closed (stop_signals)
+    with contextlib.suppress(KeyboardInterrupt), stop_signals.deferred():
         asyncio.run(main)
-        stop_signals.raise_stop_signals()  # everything is closed: end as the signal says

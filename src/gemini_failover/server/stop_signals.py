@@ -26,16 +26,37 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import uvicorn
 
-__all__ = ["raise_stop_signals", "server"]
+__all__ = ["deferred", "server"]
 
-#: Signals that stopped a server in this process, in the order they came.
-_stopped_by: list[int] = []
+#: The signal lists of the entry points running now (innermost last).
+_collectors: list[list[int]] = []
 
 
-def server(config: uvicorn.Config) -> uvicorn.Server:
-    """A uvicorn server that records the signals that stop it (see the module)."""
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within it, servers made by :func:`server` record the signals that stop them;
+    when it ends normally (the event loop has finished, everything is closed) they are
+    raised again, the last first, as uvicorn does. Wrap the entry point's event loop."""
+    signals: list[int] = []
+    _collectors.append(signals)
+    try:
+        yield
+    finally:
+        _collectors.remove(signals)
+    for sig in reversed(signals):
+        signal.raise_signal(sig)
+
+
+def server(config: uvicorn.Config, *, defer_signals: bool = True) -> uvicorn.Server:
+    """A uvicorn server that records the signals that stop it inside :func:`deferred`
+    (see the module); uvicorn's own elsewhere, or with ``defer_signals`` False (a
+    listener beside another transport, which must not hold the process up)."""
     import uvicorn
     from uvicorn.server import HANDLED_SIGNALS
+
+    if not defer_signals or not _collectors:
+        return uvicorn.Server(config)
+    signals = _collectors[-1]
 
     class _Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -51,16 +72,7 @@ def server(config: uvicorn.Config) -> uvicorn.Server:
                     signal.signal(sig, handler)
 
         def _stop(self, sig: int, frame: FrameType | None) -> None:
-            _stopped_by.append(sig)
+            signals.append(sig)
             self.handle_exit(sig, frame)
 
     return _Server(config)
-
-
-def raise_stop_signals() -> None:
-    """Raise again the signals that stopped a server (the last first, as uvicorn does):
-    call once the event loop has finished."""
-    signals = list(_stopped_by)
-    _stopped_by.clear()
-    for sig in reversed(signals):
-        signal.raise_signal(sig)
