@@ -117,11 +117,8 @@ def _serve(args: argparse.Namespace) -> int:
         return _fail("--scenario needs --emulator")
     from gemini_failover.server import gc_pause
 
-    gc_pause.pause()  # until the server is built (the transport resumes it)
-    try:
+    with gc_pause.paused():  # from before the first heavy import until the server is built
         return _run_server(args)
-    finally:
-        gc_pause.resume()
 
 
 def _run_server(args: argparse.Namespace) -> int:
@@ -161,13 +158,11 @@ def _gateway(args: argparse.Namespace) -> int:
         tuple(args.allowed_host),
         args.loop,
     )
-    gc_pause.pause()  # until the gateway is built (serve_gateway resumes it)
     try:
-        run(options)
+        with gc_pause.paused():  # until the gateway is built (serve_gateway resumes it)
+            run(options)
     except StartupError as exc:
         return _fail(str(exc))
-    finally:
-        gc_pause.resume()
     return 0
 
 

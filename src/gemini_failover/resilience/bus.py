@@ -32,6 +32,7 @@ __all__ = ["Bus"]
 log = logging.getLogger(__name__)
 
 E = TypeVar("E")
+_Handlers = tuple[Callable[[E], None], ...]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,10 +51,10 @@ class Bus(Generic[E]):
     def __init__(self) -> None:
         self._subscriptions: list[_Subscription[E]] = []
         #: per event type: (called in publish, called after the loop's step)
-        self._routes: dict[type[E], tuple[tuple[Callable[[E], None], ...], ...]] = {}
+        self._routes: dict[type[E], tuple[_Handlers[E], _Handlers[E]]] = {}
         #: deferred deliveries, each with the publisher's context (structlog's bound
         #: variables, say: the drain runs once for the events of many requests)
-        self._pending: list[tuple[E, tuple[Callable[[E], None], ...], contextvars.Context]] = []
+        self._pending: list[tuple[E, _Handlers[E], contextvars.Context]] = []
         self._drain_on: asyncio.AbstractEventLoop | None = None  # a drain is scheduled there
 
     def subscribe(
@@ -81,7 +82,7 @@ class Bus(Generic[E]):
         route = self._routes.get(type(event))
         if route is None:
             route = self._route(type(event))
-        now, later = route[0], route[1]
+        now, later = route
         for handler in now:
             handler(event)
         if later:
@@ -99,7 +100,7 @@ class Bus(Generic[E]):
                     self._pending[:0] = pending[i + 1 :]
                     raise
 
-    def _route(self, kind: type[E]) -> tuple[tuple[Callable[[E], None], ...], ...]:
+    def _route(self, kind: type[E]) -> tuple[_Handlers[E], _Handlers[E]]:
         wanted = [s for s in self._subscriptions if s.wants(kind)]
         route = (
             tuple(s.handler for s in wanted if not s.deferred),
@@ -108,7 +109,7 @@ class Bus(Generic[E]):
         self._routes[kind] = route
         return route
 
-    def _defer(self, event: E, handlers: tuple[Callable[[E], None], ...]) -> None:
+    def _defer(self, event: E, handlers: _Handlers[E]) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop on this thread: nothing to wait for
@@ -130,9 +131,7 @@ class Bus(Generic[E]):
         self.flush()
 
 
-def _deliver(
-    event: E, handlers: tuple[Callable[[E], None], ...], context: contextvars.Context
-) -> None:
+def _deliver(event: E, handlers: _Handlers[E], context: contextvars.Context) -> None:
     for handler in handlers:
         try:
             context.run(handler, event)

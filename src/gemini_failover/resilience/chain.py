@@ -70,7 +70,6 @@ class Chain:
             for i, name in enumerate(models)
         ]
         self._by_name = {s.name: s for s in self.states}
-        self._names = tuple(s.name for s in self.states)
         # -- endpoints: the endpoint of each pair; an endpoint fault cools down every
         # pair on the endpoint (in every chain: the manager sets ``on_endpoint_fault``)
         default = settings.default_endpoint_name
@@ -98,7 +97,7 @@ class Chain:
 
     @property
     def names(self) -> list[str]:
-        return list(self._names)
+        return [s.name for s in self.states]
 
     # -- which model takes traffic -------------------------------------------------------
 

@@ -15,7 +15,6 @@ of ``observability/metric_defs.py``).
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -473,8 +472,6 @@ Event = (
     | CapabilityRequested
     | RequestFinished
 )
-
-Subscriber = Callable[[Event], None]
 
 
 class EventBus(Bus[Event]):

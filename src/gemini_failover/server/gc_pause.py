@@ -14,7 +14,9 @@ again) and the collector runs as usual from then on. A collector that was alread
 
 from __future__ import annotations
 
+import contextlib
 import gc
+from collections.abc import Iterator
 
 
 class _State:
@@ -37,4 +39,15 @@ def resume() -> None:
         gc.enable()
 
 
-__all__ = ["pause", "resume"]
+@contextlib.contextmanager
+def paused() -> Iterator[None]:
+    """The collector paused within (the CLI's ``serve`` and ``gateway``), resumed at the
+    end if the transport has not resumed it already."""
+    pause()
+    try:
+        yield
+    finally:
+        resume()
+
+
+__all__ = ["pause", "paused", "resume"]
